@@ -1,0 +1,100 @@
+"""Raw and validated trades and orders of one UTC day."""
+
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+from dagster import AssetExecutionContext, AssetOut, Config, MetadataValue, Output, asset, multi_asset
+
+from assets.partitions import daily_partitions
+from resources.database import DatabaseResource
+from resources.settings import SettingsResource
+from surveillance_pipeline.contract import Reject
+from surveillance_pipeline.quality import count_rejected_rows
+from surveillance_pipeline.ingest.importer import ImportOptions
+from surveillance_pipeline.ingest.landing import files_for_day, read_raw_files, validate_partition
+from surveillance_pipeline.ingest.presets import ORDERS, TRADES
+
+
+class RawFilesConfig(Config):
+    """Where a day's files come from: the landing folder by default, or explicit paths."""
+
+    paths: list[str] = []
+    preset: str | None = None
+    format: str | None = None
+    symbol: str | None = None
+
+
+def _raw(context: AssetExecutionContext, config: RawFilesConfig, settings: SettingsResource, kind: str) -> pl.DataFrame:
+    cfg = settings.get()
+    day = date.fromisoformat(context.partition_key)
+    landing = cfg.resolve(cfg.paths.landing_dir)
+    paths = [Path(p) for p in config.paths] or files_for_day(landing, day, kind, cfg.partitions.landing_file_glob)
+    options = ImportOptions(kind=kind, format=config.format, preset=config.preset, symbol=config.symbol,
+                            mapping=dict(cfg.ingest.column_mapping))
+    frame = read_raw_files(paths, options, cfg)
+    context.add_output_metadata({"files": MetadataValue.json([str(p) for p in paths]), "rows": frame.height})
+    if not paths:
+        context.log.warning(f"no {kind} files for {day} under {landing}")
+    return frame
+
+
+@asset(partitions_def=daily_partitions, group_name="ingestion", kinds={"polars"})
+def raw_trades(context: AssetExecutionContext, config: RawFilesConfig, settings: SettingsResource) -> pl.DataFrame:
+    """The day's trade files as read, columns mapped to the contract, values still unparsed strings."""
+    return _raw(context, config, settings, TRADES)
+
+
+@asset(partitions_def=daily_partitions, group_name="ingestion", kinds={"polars"})
+def raw_orders(context: AssetExecutionContext, config: RawFilesConfig, settings: SettingsResource) -> pl.DataFrame:
+    """The day's order-event files as read, columns mapped to the contract, values still unparsed strings."""
+    return _raw(context, config, settings, ORDERS)
+
+
+def _validated(context: AssetExecutionContext, raw: pl.DataFrame, kind: str, settings: SettingsResource,
+               database: DatabaseResource):
+    cfg = settings.get()
+    day = date.fromisoformat(context.partition_key)
+    db = database.get()
+    existing = db.existing_trade_keys if kind == TRADES else db.existing_order_keys
+    options = ImportOptions(kind=kind, mapping=dict(cfg.ingest.column_mapping))
+    accepted, rejects = validate_partition(raw, day, kind, options, cfg,
+                                           existing_keys=lambda keys: existing(keys, exclude_day=day))
+    rejected_rows = count_rejected_rows(rejects)
+    reasons = rejects.group_by(Reject.FIELD, Reject.REASON).len().sort("len", descending=True).head(10)
+    yield Output(accepted, output_name=f"validated_{kind}", metadata={
+        "rows_read": raw.height, "rows_accepted": accepted.height, "rows_rejected": rejected_rows})
+    yield Output(rejects, output_name=f"{kind[:-1]}_rejects", metadata={
+        "rejected_rows": rejected_rows,
+        "top_reasons": MetadataValue.md("\n".join(
+            f"- {r[Reject.FIELD]}: {r[Reject.REASON]} ({r['len']} rows)" for r in reasons.iter_rows(named=True)
+        ) or "none"),
+    })
+
+
+@multi_asset(
+    partitions_def=daily_partitions, group_name="ingestion", can_subset=False,
+    outs={
+        "validated_trades": AssetOut(description="The day's trades that passed validation, typed to the contract.",
+                                     kinds={"polars"}),
+        "trade_rejects": AssetOut(description="Rejected trade rows: file, line, field and reason.",
+                                  kinds={"polars"}),
+    },
+)
+def validated_trades(context: AssetExecutionContext, raw_trades: pl.DataFrame, settings: SettingsResource,
+                     database: DatabaseResource):
+    yield from _validated(context, raw_trades, TRADES, settings, database)
+
+
+@multi_asset(
+    partitions_def=daily_partitions, group_name="ingestion", can_subset=False,
+    outs={
+        "validated_orders": AssetOut(description="The day's order events that passed validation, typed.",
+                                     kinds={"polars"}),
+        "order_rejects": AssetOut(description="Rejected order rows: file, line, field and reason.",
+                                  kinds={"polars"}),
+    },
+)
+def validated_orders(context: AssetExecutionContext, raw_orders: pl.DataFrame, settings: SettingsResource,
+                     database: DatabaseResource):
+    yield from _validated(context, raw_orders, ORDERS, settings, database)

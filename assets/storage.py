@@ -1,0 +1,45 @@
+"""The validated day written to the application database, idempotently per partition."""
+
+from datetime import date
+
+import polars as pl
+from dagster import AssetExecutionContext, AssetIn, MaterializeResult, asset
+
+from assets.partitions import daily_partitions
+from resources.database import DatabaseResource
+from surveillance_pipeline.quality import count_rejected_rows
+from surveillance_pipeline.ingest.presets import ORDERS, TRADES
+
+
+def _store(context: AssetExecutionContext, kind: str, accepted: pl.DataFrame, rejects: pl.DataFrame,
+           database: DatabaseResource) -> MaterializeResult:
+    db = database.get()
+    day = date.fromisoformat(context.partition_key)
+    replace = db.replace_trades_partition if kind == TRADES else db.replace_orders_partition
+    rejected = count_rejected_rows(rejects)
+    # One transaction: the partition's rows, the import record and its rejects land together or not at all.
+    with db.transaction() as conn:
+        import_id = db.start_import(f"dagster partition {day}", kind, partition_date=day, conn=conn)
+        written = replace(day, accepted, import_id=import_id, conn=conn)
+        if rejects.height:
+            db.insert_rejects(import_id, rejects, conn=conn)
+        db.finish_import(import_id, written + rejected, written, rejected,
+                         "partial" if rejected else ("ok" if written else "empty"), conn=conn)
+    return MaterializeResult(metadata={"rows_stored": written, "rows_rejected": rejected, "import_id": import_id,
+                                       "database": repr(db)})
+
+
+@asset(partitions_def=daily_partitions, group_name="storage", kinds={"sqlalchemy"},
+       ins={"validated_trades": AssetIn(), "trade_rejects": AssetIn()})
+def stored_trades(context: AssetExecutionContext, validated_trades: pl.DataFrame, trade_rejects: pl.DataFrame,
+                  database: DatabaseResource) -> MaterializeResult:
+    """The `trades` table's rows for the day: the partition is replaced as a whole, in one transaction."""
+    return _store(context, TRADES, validated_trades, trade_rejects, database)
+
+
+@asset(partitions_def=daily_partitions, group_name="storage", kinds={"sqlalchemy"},
+       ins={"validated_orders": AssetIn(), "order_rejects": AssetIn()})
+def stored_orders(context: AssetExecutionContext, validated_orders: pl.DataFrame, order_rejects: pl.DataFrame,
+                  database: DatabaseResource) -> MaterializeResult:
+    """The `orders` table's rows for the day: the partition is replaced as a whole, in one transaction."""
+    return _store(context, ORDERS, validated_orders, order_rejects, database)

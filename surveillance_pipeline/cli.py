@@ -1,0 +1,207 @@
+"""`surveillance`: the command line of the surveillance pipeline."""
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from surveillance_pipeline.config import ConfigError, Settings, load_settings
+from surveillance_pipeline.ingest.importer import ImportOptions, ValidationResult
+from surveillance_pipeline.ingest.presets import PRESETS
+from surveillance_pipeline.ingest.readers import InputFileError
+from surveillance_pipeline.log import configure_logging
+
+app = typer.Typer(help="Market-abuse surveillance for crypto exchanges.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+config_app = typer.Typer(help="Show or check the configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+out = Console()
+err = Console(stderr=True)
+
+
+def _settings(config: Path | None) -> Settings:
+    try:
+        settings = load_settings(config)
+    except ConfigError as exc:
+        err.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    configure_logging(settings.logging.level, settings.logging.json_lines)
+    return settings
+
+
+ConfigOption = Annotated[Path | None, typer.Option("--config", help="YAML settings file (default config/surveillance.yaml)")]
+
+
+def _parse_mapping(pairs: list[str]) -> dict[str, str]:
+    mapping = {}
+    for pair in pairs:
+        target, sep, source = pair.partition("=")
+        if not sep or not target or not source:
+            err.print(f"[red]--map expects TARGET=SOURCE (e.g. price=px), got {pair!r}[/red]")
+            raise typer.Exit(2)
+        mapping[target.strip()] = source.strip()
+    return mapping
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,} rows"),
+                    TimeElapsedColumn(), console=err, transient=True, disable=not err.is_terminal)
+
+
+def _print_result(result: ValidationResult, show: int) -> None:
+    colour = {"ok": "green", "partial": "yellow"}.get(result.status, "red")
+    out.print(f"[{colour}]{result.status}[/{colour}] {result.summary()}")
+    for line in result.reject_lines(show):
+        out.print(f"  {line}")
+    if result.rows_rejected and len(result.rejects) > show:
+        out.print(f"  ... {result.rows_rejected - min(show, result.rows_rejected)} more rejected rows")
+    if result.rejects_path:
+        out.print(f"  rejected rows written to {result.rejects_path}")
+
+
+@app.command()
+def generate(
+    out_dir: Annotated[Path, typer.Option("--out", help="folder for trades.csv, orders.csv, labels.csv")],
+    days: Annotated[int, typer.Option(min=1, help="number of days")] = 1,
+    seed: Annotated[int, typer.Option(help="random seed (same seed, same data)")] = 0,
+    accounts: Annotated[int, typer.Option(min=10, help="background accounts")] = 200,
+    symbols: Annotated[list[str] | None, typer.Option("--symbols", help="symbols (repeat the option)")] = None,
+    start: Annotated[str, typer.Option(help="first day, YYYY-MM-DD (UTC)")] = "2026-03-02",
+    trades_per_day: Annotated[int, typer.Option(min=100, help="approximate background trades per day")] = 20_000,
+    clean: Annotated[bool, typer.Option("--clean", help="background only, no abuse episodes")] = False,
+) -> None:
+    """Write a labelled synthetic scenario: trades.csv, orders.csv, labels.csv."""
+    from surveillance_pipeline.scenarios import ScenarioSpec, generate_scenario, write_scenario
+
+    spec_args = dict(days=days, seed=seed, accounts=accounts, start_date=date.fromisoformat(start),
+                     clean=clean, trades_per_day=trades_per_day)
+    if symbols:
+        spec_args["symbols"] = tuple(s for item in symbols for s in item.split(",") if s)
+    with err.status("generating scenario"):
+        scenario = generate_scenario(ScenarioSpec(**spec_args))
+        paths = write_scenario(scenario, out_dir)
+    out.print(f"{scenario.trades.height:,} trades, {scenario.orders.height:,} order events, "
+              f"{scenario.labels.height} labelled episodes")
+    for name, path in paths.items():
+        out.print(f"  {name}: {path}")
+
+
+def _import_options(kind, fmt, preset, mapping, symbol, strict) -> ImportOptions:
+    if preset and preset not in PRESETS:
+        err.print(f"[red]unknown preset {preset!r}; known presets: {', '.join(sorted(PRESETS))}[/red]")
+        raise typer.Exit(2)
+    return ImportOptions(kind=kind, format=fmt, preset=preset, mapping=_parse_mapping(mapping or []),
+                         symbol=symbol, strict=strict, batch_rows=0)
+
+
+KindOption = Annotated[str | None, typer.Option("--kind", help="trades or orders (default: from the preset)")]
+FormatOption = Annotated[str | None, typer.Option("--format", help="csv, json, jsonl, xlsx or parquet")]
+PresetOption = Annotated[str | None, typer.Option("--preset", help=f"column preset: {', '.join(PRESETS)}")]
+MapOption = Annotated[list[str] | None, typer.Option("--map", help="column mapping TARGET=SOURCE (repeatable)")]
+SymbolOption = Annotated[str | None, typer.Option("--symbol", help="market of a single-symbol file")]
+StrictOption = Annotated[bool, typer.Option("--strict", help="reject the whole file if any row is invalid")]
+
+
+@app.command("import")
+def import_(
+    files: Annotated[list[Path], typer.Argument(help="trade or order files")],
+    kind: KindOption = None, fmt: FormatOption = None, preset: PresetOption = None, mapping: MapOption = None,
+    symbol: SymbolOption = None, strict: StrictOption = False, config: ConfigOption = None,
+    show: Annotated[int, typer.Option(help="rejected rows to print per file")] = 10,
+) -> None:
+    """Validate files and store their valid rows; rejects go to a table and a CSV."""
+    from surveillance_pipeline.ingest.service import import_file
+    from surveillance_pipeline.storage.database import Database
+
+    settings = _settings(config)
+    options = _import_options(kind, fmt, preset, mapping, symbol, strict)
+    database = Database(settings.database_url, pool_size=settings.database.pool_size)
+    database.migrate()
+    accepted = 0
+    failed = False
+    for path in files:
+        try:
+            with _progress() as bar:
+                task = bar.add_task(f"importing {path.name}", total=None)
+                result = import_file(path, options, settings, database,
+                                     progress=lambda n: bar.update(task, completed=n))
+        except InputFileError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            failed = True
+            continue
+        _print_result(result, show)
+        accepted += result.rows_accepted
+    out.print(f"stored in {database!r}")
+    if accepted == 0 or failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def validate(
+    files: Annotated[list[Path], typer.Argument(help="trade or order files")],
+    kind: KindOption = None, fmt: FormatOption = None, preset: PresetOption = None, mapping: MapOption = None,
+    symbol: SymbolOption = None, strict: StrictOption = False, config: ConfigOption = None,
+    show: Annotated[int, typer.Option(help="rejected rows to print per file")] = 10,
+) -> None:
+    """Check files against the data contract without storing anything."""
+    from surveillance_pipeline.ingest.service import validate_file
+
+    settings = _settings(config)
+    options = _import_options(kind, fmt, preset, mapping, symbol, strict)
+    bad = False
+    for path in files:
+        try:
+            result = validate_file(path, options, settings)
+        except InputFileError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            bad = True
+            continue
+        _print_result(result, show)
+        bad = bad or result.rows_rejected > 0
+    if bad:
+        raise typer.Exit(1)
+
+
+@app.command()
+def presets() -> None:
+    """List the column presets and what they read."""
+    for preset in PRESETS.values():
+        out.print(f"[bold]{preset.name}[/bold] ({preset.kind}): {preset.description}")
+
+
+@app.command()
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", help="where the demo scenario is written")] = Path("data/demo"),
+    seed: Annotated[int, typer.Option(help="scenario seed")] = 7,
+    config: ConfigOption = None,
+) -> None:
+    """Generate a small labelled day and materialise every asset for it on embedded defaults."""
+    from surveillance_pipeline.demo import run_demo
+
+    settings = _settings(config)
+    run_demo(settings, settings.resolve(out_dir), seed, out)
+
+
+@config_app.command("show")
+def config_show(config: ConfigOption = None) -> None:
+    """Print the effective configuration (file + environment overrides) as JSON."""
+    settings = _settings(config)
+    json.dump(settings.model_dump(mode="json"), sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+@config_app.command("validate")
+def config_validate(config: ConfigOption = None) -> None:
+    """Check the configuration; exit 2 naming the bad key when it is invalid."""
+    settings = _settings(config)
+    out.print(f"configuration valid (database {settings.database_url})")
+
+
+if __name__ == "__main__":
+    app()

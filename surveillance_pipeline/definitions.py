@@ -1,0 +1,50 @@
+"""The Dagster code location: one Definitions built from assets/, resources/, sensors/ and schedules/.
+
+The only module of the library that imports Dagster (see DESIGN.md).
+"""
+from __future__ import annotations
+
+from dagster import Definitions, load_asset_checks_from_modules, load_assets_from_modules
+
+import assets.checks
+import assets.ingestion
+import assets.storage
+from assets.jobs import ingestion_job
+from resources.database import DatabaseResource
+from resources.io_managers import PolarsParquetIOManager
+from resources.settings import SettingsResource
+from schedules.nightly_batch_schedule import nightly_batch_schedule
+from sensors.landing_folder_sensor import landing_folder_sensor
+
+ASSET_MODULES = [assets.ingestion, assets.storage]
+
+
+def build_resources() -> dict:
+    """Resources on the configured (embedded by default) storage."""
+    return {
+        "settings": SettingsResource(),
+        "database": DatabaseResource(),
+        "io_manager": PolarsParquetIOManager(),
+    }
+
+
+defs = Definitions(
+    assets=load_assets_from_modules(ASSET_MODULES),
+    asset_checks=load_asset_checks_from_modules([assets.checks]),
+    jobs=[ingestion_job],
+    sensors=[landing_folder_sensor],
+    schedules=[nightly_batch_schedule],
+    resources=build_resources(),
+)
+
+
+def run_daily_batch(partition_key: str, run_config: dict | None = None):
+    """Run the daily job for one partition in-process on the instance DAGSTER_HOME names (or a temporary one)."""
+    import os
+
+    from dagster import DagsterInstance
+
+    instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
+    job = defs.get_job_def(ingestion_job.name)
+    return job.execute_in_process(partition_key=partition_key, instance=instance, run_config=run_config or {},
+                                  raise_on_error=True)

@@ -1,0 +1,278 @@
+"""Per-row validation of mapped raw frames: valid rows are typed to the contract, invalid rows are
+kept as rejects naming their line, field and reason. Works chunk by chunk; a `KeyTracker` carries
+what duplicate detection needs across chunks of one file."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import polars as pl
+
+from surveillance_pipeline.contract import (
+    MARKET_ORDER_TYPE,
+    ORDER_EVENTS_WITHOUT_PRICE,
+    ORDER_KEY,
+    ORDER_REQUIRED,
+    ORDER_SCHEMA,
+    REJECT_SCHEMA,
+    TRADE_KEY,
+    TRADE_REQUIRED,
+    TRADE_SCHEMA,
+    MarketType,
+    Order,
+    OrderEvent,
+    Reject,
+    Side,
+    Trade,
+)
+from surveillance_pipeline.ingest.parsing import clean_strings, parse_number, parse_timestamp
+from surveillance_pipeline.ingest.readers import LINE, ROW_ERROR
+
+ExistingKeys = Callable[[pl.DataFrame], pl.DataFrame]  # key columns in -> the keys already stored
+_ERR = "__err__"
+_SIDES = [s.value for s in Side]
+_EVENTS = [e.value for e in OrderEvent]
+_MARKETS = [m.value for m in MarketType]
+
+
+class KeyTracker:
+    """Keys seen earlier in one file: how often, and on which line first (64-bit hashes of the keys)."""
+
+    def __init__(self) -> None:
+        self._seen = pl.DataFrame(schema={"key": pl.UInt64, "count": pl.UInt32, "first_line": pl.Int64})
+
+    def observe(self, keys: pl.Series, lines: pl.Series) -> pl.DataFrame:
+        """For each key, how many times it occurred before (this chunk included) and its first line."""
+        frame = pl.DataFrame({"key": keys, "line": lines})
+        frame = frame.with_columns(
+            pl.int_range(pl.len(), dtype=pl.UInt32).over("key").alias("within"),
+            pl.col("line").first().over("key").alias("first_here"),
+        )
+        joined = frame.join(self._seen, on="key", how="left", maintain_order="left")
+        result = joined.select(
+            (pl.col("within") + pl.col("count").fill_null(0)).alias("occurrence"),
+            pl.coalesce("first_line", "first_here").alias("first_line"),
+        )
+        chunk = frame.group_by("key").agg(pl.len().cast(pl.UInt32).alias("count"), pl.col("line").min().alias("first_line"))
+        self._seen = (
+            pl.concat([self._seen, chunk])
+            .group_by("key")
+            .agg(pl.col("count").sum(), pl.col("first_line").min())
+        )
+        return result
+
+
+@dataclass
+class ValidationContext:
+    """What validating one file needs beyond the rows: time bounds, the store, and cross-chunk state."""
+
+    min_timestamp: datetime
+    max_timestamp: datetime
+    generate_trade_ids: bool = False
+    existing_keys: ExistingKeys | None = None
+    keys: KeyTracker = field(default_factory=KeyTracker)
+    generated: KeyTracker = field(default_factory=KeyTracker)
+
+
+def _text(name: str) -> pl.Expr:
+    return clean_strings(pl.col(name))
+
+
+def _quote(name: str) -> pl.Expr:
+    return pl.format("'{}'", pl.col(name).fill_null(""))
+
+
+def _error(condition: pl.Expr, reason: pl.Expr | str) -> pl.Expr:
+    reason = pl.lit(reason) if isinstance(reason, str) else reason
+    return pl.when(condition).then(reason)
+
+
+def _numeric_errors(name: str, raw: pl.Expr, required: pl.Expr | bool, positive: bool) -> pl.Expr:
+    value = parse_number(raw)
+    missing = raw.is_null() & (required if isinstance(required, pl.Expr) else pl.lit(required))
+    bad = raw.is_not_null() & value.is_null()
+    rule = (value <= 0) | value.is_nan() | value.is_infinite() if positive else value.is_infinite()
+    return (
+        pl.when(missing).then(pl.lit("required field is empty"))
+        .when(bad).then(pl.format("not a number: {}", _quote(name)))
+        .when(raw.is_not_null() & rule).then(pl.format("must be a finite number > 0, got {}", pl.col(name)))
+        .alias(_ERR + name)
+    )
+
+
+def _timestamp_errors(name: str, ctx: ValidationContext) -> pl.Expr:
+    raw = _text(name)
+    parsed = parse_timestamp(pl.col(name))
+    low = ctx.min_timestamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+    high = ctx.max_timestamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return (
+        pl.when(raw.is_null()).then(pl.lit("required field is empty"))
+        .when(parsed.is_null())
+        .then(pl.format("not a timestamp: {} (expected ISO-8601 or epoch s/ms/µs/ns)", _quote(name)))
+        .when((parsed < ctx.min_timestamp) | (parsed > ctx.max_timestamp))
+        .then(pl.format("outside the accepted range {} .. {}: {}", pl.lit(low), pl.lit(high), _quote(name)))
+        .alias(_ERR + name)
+    )
+
+
+def _vocabulary_errors(name: str, allowed: list[str], required: bool) -> pl.Expr:
+    value = _text(name).str.to_lowercase()
+    expected = " or ".join(f"'{v}'" for v in allowed)
+    return (
+        pl.when(value.is_null() & pl.lit(required)).then(pl.lit("required field is empty"))
+        .when(value.is_not_null() & ~value.is_in(allowed))
+        .then(pl.format("must be {}, got {}", pl.lit(expected), _quote(name)))
+        .alias(_ERR + name)
+    )
+
+
+def _required_errors(names: tuple[str, ...], checked: set[str]) -> list[pl.Expr]:
+    return [
+        _error(_text(name).is_null(), "required field is empty").alias(_ERR + name)
+        for name in names
+        if name not in checked
+    ]
+
+
+def _with_missing_columns(raw: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    missing = [pl.lit(None, dtype=pl.String).alias(c) for c in schema if c not in raw.columns]
+    if ROW_ERROR not in raw.columns:
+        missing.append(pl.lit(None, dtype=pl.String).alias(ROW_ERROR))
+    return raw.with_columns(missing) if missing else raw
+
+
+def _split(raw: pl.DataFrame, errors: list[pl.Expr], source: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Evaluate the error expressions; return the error-free rows and the rejects (one per field)."""
+    checked = raw.with_columns(*errors)
+    field_errors = [c for c in checked.columns if c.startswith(_ERR)]
+    # A structurally broken row (e.g. too many fields) is reported once, not once per empty field.
+    checked = checked.with_columns(
+        *[pl.when(pl.col(ROW_ERROR).is_null()).then(pl.col(c)).alias(c) for c in field_errors],
+        pl.col(ROW_ERROR).alias(_ERR + "row"),
+    )
+    error_columns = [*field_errors, _ERR + "row"]
+    bad = pl.any_horizontal(pl.col(error_columns).is_not_null())
+    good = checked.filter(~bad)
+    rejected = checked.filter(bad)
+    rejects = rejected.unpivot(index=[LINE], on=error_columns, variable_name="field", value_name=Reject.REASON)
+    rejects = rejects.filter(pl.col(Reject.REASON).is_not_null()).with_columns(
+        pl.col("field").str.strip_prefix(_ERR)
+    )
+    values = rejected.select(LINE, *[c for c in raw.columns if c not in (LINE, ROW_ERROR)]).unpivot(
+        index=[LINE], variable_name="field", value_name=Reject.VALUE
+    )
+    rejects = rejects.join(values, on=[LINE, "field"], how="left").sort(LINE, maintain_order=True)
+    return good, _as_rejects(rejects, source)
+
+
+def _as_rejects(frame: pl.DataFrame, source: str) -> pl.DataFrame:
+    return frame.select(
+        pl.lit(source).alias(Reject.SOURCE),
+        pl.col(LINE).alias(Reject.LINE),
+        pl.col("field").alias(Reject.FIELD),
+        pl.col(Reject.VALUE).cast(pl.String) if Reject.VALUE in frame.columns else pl.lit(None, pl.String).alias(Reject.VALUE),
+        pl.col(Reject.REASON),
+    ).cast(REJECT_SCHEMA)
+
+
+def _drop_keys(frame: pl.DataFrame, mask: pl.Series, field_name: str, value: pl.Expr, reason: pl.Expr,
+               source: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    rejected = frame.filter(mask).select(
+        pl.col(LINE), pl.lit(field_name).alias("field"), value.alias(Reject.VALUE), reason.alias(Reject.REASON)
+    )
+    return frame.filter(~mask), _as_rejects(rejected, source)
+
+
+def _deduplicate(typed: pl.DataFrame, key: tuple[str, ...], id_column: str, ctx: ValidationContext,
+                 describe: pl.Expr, source: str) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
+    rejects = []
+    seen = ctx.keys.observe(typed.select(pl.struct(list(key)).hash(seed=0)).to_series(), typed[LINE])
+    typed = typed.with_columns(seen["first_line"].alias("__first"))
+    typed, rejected = _drop_keys(
+        typed, seen["occurrence"] > 0, id_column, pl.col(id_column),
+        pl.format("duplicate {}: first seen at line {}", describe, pl.col("__first")), source,
+    )
+    rejects.append(rejected)
+    if ctx.existing_keys is not None and typed.height:
+        stored = ctx.existing_keys(typed.select(list(key)))
+        if stored.height:
+            mask = typed.select(pl.struct(list(key)).is_in(stored.select(pl.struct(list(key))).to_series())).to_series()
+            typed, rejected = _drop_keys(
+                typed, mask, id_column, pl.col(id_column), pl.format("{} is already stored", describe), source
+            )
+            rejects.append(rejected)
+    return typed.drop("__first"), rejects
+
+
+def _assign_generated_trade_ids(typed: pl.DataFrame, ctx: ValidationContext) -> pl.DataFrame:
+    # Tapes without trade ids: "<epoch µs>-<n>", n counting identical timestamps of a symbol in file
+    # order, so that the same file always yields the same ids and overlapping files collide.
+    micros = pl.col(Trade.TIMESTAMP).dt.epoch("us")
+    keys = typed.select(pl.struct(Trade.SYMBOL, micros).hash(seed=1)).to_series()
+    occurrence = ctx.generated.observe(keys, typed[LINE])["occurrence"]
+    return typed.with_columns(pl.format("{}-{}", micros, occurrence).alias(Trade.TRADE_ID))
+
+
+def validate_trades(raw: pl.DataFrame, ctx: ValidationContext, source: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Typed trades (TRADE_SCHEMA plus ``__line``) and rejects (REJECT_SCHEMA) for one chunk."""
+    raw = _with_missing_columns(raw, TRADE_SCHEMA)
+    required = tuple(c for c in TRADE_REQUIRED if not (c == Trade.TRADE_ID and ctx.generate_trade_ids))
+    errors = [
+        _timestamp_errors(Trade.TIMESTAMP, ctx),
+        _vocabulary_errors(Trade.SIDE, _SIDES, required=True),
+        _vocabulary_errors(Trade.MARKET_TYPE, _MARKETS, required=False),
+        _numeric_errors(Trade.PRICE, _text(Trade.PRICE), True, positive=True),
+        _numeric_errors(Trade.QUANTITY, _text(Trade.QUANTITY), True, positive=True),
+        _numeric_errors(Trade.QUOTE_QUANTITY, _text(Trade.QUOTE_QUANTITY), False, positive=True),
+        _numeric_errors(Trade.FEE, _text(Trade.FEE), False, positive=False),
+        *_required_errors(required, {Trade.TIMESTAMP, Trade.SIDE, Trade.PRICE, Trade.QUANTITY}),
+    ]
+    good, rejects = _split(raw, errors, source)
+    typed = good.select(
+        pl.col(LINE),
+        *[_text(c).alias(c) for c in (Trade.TRADE_ID, Trade.SYMBOL, Trade.BUYER_ID, Trade.SELLER_ID,
+                                      Trade.BUYER_ORDER_ID, Trade.SELLER_ORDER_ID)],
+        parse_timestamp(pl.col(Trade.TIMESTAMP)).alias(Trade.TIMESTAMP),
+        _text(Trade.SIDE).str.to_lowercase().alias(Trade.SIDE),
+        _text(Trade.MARKET_TYPE).str.to_lowercase().fill_null(MarketType.SPOT.value).alias(Trade.MARKET_TYPE),
+        *[parse_number(pl.col(c)).alias(c) for c in (Trade.PRICE, Trade.QUANTITY, Trade.QUOTE_QUANTITY, Trade.FEE)],
+    )
+    if ctx.generate_trade_ids:
+        typed = _assign_generated_trade_ids(typed, ctx)
+    describe = pl.format("trade_id '{}' for symbol {}", pl.col(Trade.TRADE_ID), pl.col(Trade.SYMBOL))
+    typed, more = _deduplicate(typed, TRADE_KEY, Trade.TRADE_ID, ctx, describe, source)
+    return typed.select(LINE, *TRADE_SCHEMA).cast(TRADE_SCHEMA), pl.concat([rejects, *more]).sort(Reject.LINE)
+
+
+def validate_orders(raw: pl.DataFrame, ctx: ValidationContext, source: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Typed order events (ORDER_SCHEMA plus ``__line``) and rejects (REJECT_SCHEMA) for one chunk."""
+    raw = _with_missing_columns(raw, ORDER_SCHEMA)
+    event = _text(Order.EVENT).str.to_lowercase()
+    order_type = _text(Order.ORDER_TYPE).str.to_lowercase()
+    needs_quantity = ~event.is_in([e.value for e in ORDER_EVENTS_WITHOUT_PRICE]).fill_null(False)
+    needs_price = needs_quantity & (order_type != MARKET_ORDER_TYPE).fill_null(True)
+    errors = [
+        _timestamp_errors(Order.TIMESTAMP, ctx),
+        _vocabulary_errors(Order.SIDE, _SIDES, required=True),
+        _vocabulary_errors(Order.EVENT, _EVENTS, required=True),
+        _vocabulary_errors(Order.MARKET_TYPE, _MARKETS, required=False),
+        _numeric_errors(Order.PRICE, _text(Order.PRICE), needs_price, positive=True),
+        _numeric_errors(Order.QUANTITY, _text(Order.QUANTITY), needs_quantity, positive=True),
+        *_required_errors(ORDER_REQUIRED, {Order.TIMESTAMP, Order.SIDE, Order.EVENT}),
+    ]
+    good, rejects = _split(raw, errors, source)
+    typed = good.select(
+        pl.col(LINE),
+        *[_text(c).alias(c) for c in (Order.ORDER_ID, Order.USER_ID, Order.SYMBOL)],
+        parse_timestamp(pl.col(Order.TIMESTAMP)).alias(Order.TIMESTAMP),
+        *[_text(c).str.to_lowercase().alias(c) for c in (Order.SIDE, Order.EVENT, Order.ORDER_TYPE)],
+        _text(Order.MARKET_TYPE).str.to_lowercase().fill_null(MarketType.SPOT.value).alias(Order.MARKET_TYPE),
+        *[parse_number(pl.col(c)).alias(c) for c in (Order.PRICE, Order.QUANTITY)],
+    )
+    describe = pl.format(
+        "event '{}' of order '{}' at {}", pl.col(Order.EVENT), pl.col(Order.ORDER_ID),
+        pl.col(Order.TIMESTAMP).dt.strftime("%Y-%m-%dT%H:%M:%S%.fZ"),
+    )
+    typed, more = _deduplicate(typed, ORDER_KEY, Order.ORDER_ID, ctx, describe, source)
+    return typed.select(LINE, *ORDER_SCHEMA).cast(ORDER_SCHEMA), pl.concat([rejects, *more]).sort(Reject.LINE)
