@@ -37,7 +37,7 @@ setup(
     description="Market-abuse surveillance for crypto exchanges: ingestion, features, detectors, alerts, on Dagster.",
     python_requires=">=3.11",
     packages=find_packages(include=["surveillance_pipeline*", "assets*", "resources*", "sensors*", "schedules*"]),
-    package_data={"surveillance_pipeline": ["storage/migrations/*.ini", "storage/migrations/*.py",
+    package_data={"surveillance_pipeline": ["storage/migrations/*.mako", "storage/migrations/*.py",
                                             "storage/migrations/versions/*.py"]},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,

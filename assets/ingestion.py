@@ -6,6 +6,7 @@ from pathlib import Path
 import polars as pl
 from dagster import AssetExecutionContext, AssetOut, Config, MetadataValue, Output, asset, multi_asset
 
+from assets.checks import check_specs, contract_check, rejects_ratio_check
 from assets.partitions import daily_partitions
 from resources.database import DatabaseResource
 from resources.settings import SettingsResource
@@ -64,6 +65,8 @@ def _validated(context: AssetExecutionContext, raw: pl.DataFrame, kind: str, set
     reasons = rejects.group_by(Reject.FIELD, Reject.REASON).len().sort("len", descending=True).head(10)
     yield Output(accepted, output_name=f"validated_{kind}", metadata={
         "rows_read": raw.height, "rows_accepted": accepted.height, "rows_rejected": rejected_rows})
+    yield contract_check(kind, accepted)
+    yield rejects_ratio_check(kind, accepted, rejects, cfg.ingest.rejected_ratio_warn)
     yield Output(rejects, output_name=f"{kind[:-1]}_rejects", metadata={
         "rejected_rows": rejected_rows,
         "top_reasons": MetadataValue.md("\n".join(
@@ -73,7 +76,7 @@ def _validated(context: AssetExecutionContext, raw: pl.DataFrame, kind: str, set
 
 
 @multi_asset(
-    partitions_def=daily_partitions, group_name="ingestion", can_subset=False,
+    partitions_def=daily_partitions, group_name="ingestion", can_subset=False, check_specs=check_specs(TRADES),
     outs={
         "validated_trades": AssetOut(description="The day's trades that passed validation, typed to the contract.",
                                      kinds={"polars"}),
@@ -87,7 +90,7 @@ def validated_trades(context: AssetExecutionContext, raw_trades: pl.DataFrame, s
 
 
 @multi_asset(
-    partitions_def=daily_partitions, group_name="ingestion", can_subset=False,
+    partitions_def=daily_partitions, group_name="ingestion", can_subset=False, check_specs=check_specs(ORDERS),
     outs={
         "validated_orders": AssetOut(description="The day's order events that passed validation, typed.",
                                      kinds={"polars"}),

@@ -41,5 +41,6 @@ class PolarsParquetIOManager(ConfigurableIOManager):
         paths = [self._path(context, key) for key in partitions]
         missing = [str(p) for p in paths if not p.exists()]
         if missing:
-            raise FileNotFoundError(f"{context.asset_key.to_user_string()}: not materialised yet ({', '.join(missing)})")
+            shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+            raise FileNotFoundError(f"{context.asset_key.to_user_string()}: not materialised yet ({shown})")
         return pl.concat([pl.read_parquet(p) for p in paths], how="vertical")

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from surveillance_pipeline.config import ConfigError, Settings, load_settings
@@ -21,15 +22,15 @@ app = typer.Typer(help="Market-abuse surveillance for crypto exchanges.", no_arg
                   pretty_exceptions_enable=False)
 config_app = typer.Typer(help="Show or check the configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True, highlight=False)
+err = Console(stderr=True, soft_wrap=True, highlight=False)
 
 
 def _settings(config: Path | None) -> Settings:
     try:
         settings = load_settings(config)
     except ConfigError as exc:
-        err.print(f"[red]configuration error:[/red] {exc}")
+        err.print(f"[red]configuration error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from None
     configure_logging(settings.logging.level, settings.logging.json_lines)
     return settings
@@ -56,9 +57,9 @@ def _progress() -> Progress:
 
 def _print_result(result: ValidationResult, show: int) -> None:
     colour = {"ok": "green", "partial": "yellow"}.get(result.status, "red")
-    out.print(f"[{colour}]{result.status}[/{colour}] {result.summary()}")
+    out.print(f"[{colour}]{result.status}[/{colour}] {escape(result.summary())}")
     for line in result.reject_lines(show):
-        out.print(f"  {line}")
+        out.print(f"  {escape(line)}")
     if result.rows_rejected and len(result.rejects) > show:
         out.print(f"  ... {result.rows_rejected - min(show, result.rows_rejected)} more rejected rows")
     if result.rejects_path:
@@ -132,7 +133,7 @@ def import_(
                 result = import_file(path, options, settings, database,
                                      progress=lambda n: bar.update(task, completed=n))
         except InputFileError as exc:
-            err.print(f"[red]error:[/red] {exc}")
+            err.print(f"[red]error:[/red] {escape(str(exc))}")
             failed = True
             continue
         _print_result(result, show)
@@ -159,7 +160,7 @@ def validate(
         try:
             result = validate_file(path, options, settings)
         except InputFileError as exc:
-            err.print(f"[red]error:[/red] {exc}")
+            err.print(f"[red]error:[/red] {escape(str(exc))}")
             bad = True
             continue
         _print_result(result, show)

@@ -4,9 +4,8 @@ The only module of the library that imports Dagster (see DESIGN.md).
 """
 from __future__ import annotations
 
-from dagster import Definitions, load_asset_checks_from_modules, load_assets_from_modules
+from dagster import Definitions, load_assets_from_modules
 
-import assets.checks
 import assets.ingestion
 import assets.storage
 from assets.jobs import ingestion_job
@@ -30,7 +29,6 @@ def build_resources() -> dict:
 
 defs = Definitions(
     assets=load_assets_from_modules(ASSET_MODULES),
-    asset_checks=load_asset_checks_from_modules([assets.checks]),
     jobs=[ingestion_job],
     sensors=[landing_folder_sensor],
     schedules=[nightly_batch_schedule],

@@ -41,8 +41,8 @@ def run_demo(settings: Settings, out_dir: Path, seed: int, console: Console) -> 
                   f"{scenario.labels.height} labelled episodes -> {out_dir}")
 
     landing = settings.resolve(settings.paths.landing_dir) / day
-    _land(paths["trades.csv"], landing / "trades.csv", BROKEN_TRADE_ROWS)
-    _land(paths["orders.csv"], landing / "orders.csv")
+    _land(paths["trades"], landing / "trades.csv", BROKEN_TRADE_ROWS)
+    _land(paths["orders"], landing / "orders.csv")
     console.print(f"[bold]2. landed[/bold] trades.csv (+{len(BROKEN_TRADE_ROWS)} broken rows) and orders.csv in {landing}")
 
     console.print(f"[bold]3. materialising partition {day}[/bold] (raw -> validated -> stored, with asset checks)")

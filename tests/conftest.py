@@ -44,3 +44,7 @@ def write(tmp_path: Path):
         return path
 
     return _write
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: long-running; `make test-fast` skips them")

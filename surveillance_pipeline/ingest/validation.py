@@ -197,7 +197,10 @@ def _deduplicate(typed: pl.DataFrame, key: tuple[str, ...], id_column: str, ctx:
     if ctx.existing_keys is not None and typed.height:
         stored = ctx.existing_keys(typed.select(list(key)))
         if stored.height:
-            mask = typed.select(pl.struct(list(key)).is_in(stored.select(pl.struct(list(key))).to_series())).to_series()
+            marked = stored.select(list(key)).unique().with_columns(pl.lit(True).alias("__stored"))
+            typed = typed.join(marked, on=list(key), how="left", maintain_order="left")
+            mask = typed.get_column("__stored").fill_null(False)
+            typed = typed.drop("__stored")
             typed, rejected = _drop_keys(
                 typed, mask, id_column, pl.col(id_column), pl.format("{} is already stored", describe), source
             )

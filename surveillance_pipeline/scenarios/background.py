@@ -48,24 +48,11 @@ def simulate_background(day: DayContext) -> None:
 
 
 def _simulate_symbol(day: DayContext, symbol: str, target_trades: float) -> None:
-    rng, market, profile, sym = day.rng, day.market, day.profiles[symbol], day.sym(symbol)
-    accounts = day.accounts
-    # Taker orders: organic arrivals plus planned ones.
-    n = int(rng.poisson(target_trades / MEAN_FILLS_PER_TAKER_ORDER))
-    ts = day.day_start + sample_times(rng, ACTIVITY, n)
-    taker = accounts.retail[rng.choice(len(accounts.retail), n, p=accounts.retail_weights)]
-    move = market.log_mid(symbol, ts) - market.log_mid(symbol, ts - MOMENTUM_WINDOW_S * US)
-    z = move / (profile.daily_vol * math.sqrt(MOMENTUM_WINDOW_S / SECONDS_PER_DAY))
-    buy = rng.random(n) < 0.5 + MOMENTUM_TILT * np.tanh(z)
-    qty = profile.median_qty * rng.lognormal(0.0, RETAIL_SIZE_SIGMA, n)
-    f_ts, f_acct, f_buy, f_qty = day.forced.for_symbol(sym)
-    ts = np.minimum(np.concatenate([ts, f_ts]), day.day_end - 1) | 1
-    taker = np.concatenate([taker, f_acct])
-    buy = np.concatenate([buy, f_buy])
-    qty = np.maximum(profile.lot, to_grid(np.concatenate([qty, f_qty]), profile.lot))
-    order = np.argsort(ts, kind="stable")
-    ts, taker, buy, qty = ts[order], taker[order], buy[order], qty[order]
+    rng, market, profile, sym, accounts = day.rng, day.market, day.profiles[symbol], day.sym(symbol), day.accounts
+    ts, taker, buy, qty, mm_share = _taker_orders(day, symbol, target_trades)
     n = len(ts)
+    if n == 0:
+        return
 
     # Fills: large orders sweep several market makers' quotes.
     n_mm = len(accounts.market_makers)
@@ -74,16 +61,13 @@ def _simulate_symbol(day: DayContext, symbol: str, target_trades: float) -> None
     o_idx = np.repeat(np.arange(n), k)
     first = np.cumsum(k) - k
     pos = np.arange(len(o_idx)) - first[o_idx]
-    weights = rng.uniform(0.5, 1.5, len(o_idx))
-    fill_qty = to_grid(qty[o_idx] * weights / np.bincount(o_idx, weights)[o_idx], profile.lot, "floor")
-    last = first + k - 1
-    fill_qty[last] = np.round(fill_qty[last] + qty - np.bincount(o_idx, fill_qty, minlength=n), 9)
+    fill_qty = _split_fills(rng, qty, k, o_idx, first, profile.lot)
     f_ts, f_buy, f_taker = ts[o_idx], buy[o_idx], taker[o_idx]
     nf = len(o_idx)
 
     # Market-maker quotes and which quote each fill hits.
     quote_ts, quote_mm, quote_bid, quote_ask, quote_next = _mm_quotes(day, symbol, target_trades)
-    is_mm = (k[o_idx] > 1) | (rng.random(nf) < MM_MAKER_SHARE)
+    is_mm = (k[o_idx] > 1) | (rng.random(nf) < mm_share[o_idx])
     slot = (rng.integers(0, n_mm, n)[o_idx] + pos) % n_mm
     quote = np.full(nf, -1, dtype=np.int64)
     for m in range(n_mm):
@@ -115,6 +99,36 @@ def _simulate_symbol(day: DayContext, symbol: str, target_trades: float) -> None
     _emit_unfilled_limits(day, symbol, n)
 
 
+def _taker_orders(day: DayContext, symbol: str, target_trades: float):
+    """Organic retail arrivals plus the planned (forced) takers, in time order: ts, taker, buy, qty, mm_share."""
+    rng, market, profile, accounts = day.rng, day.market, day.profiles[symbol], day.accounts
+    n = int(rng.poisson(target_trades / MEAN_FILLS_PER_TAKER_ORDER))
+    ts = day.day_start + sample_times(rng, ACTIVITY, n)
+    taker = accounts.retail[rng.choice(len(accounts.retail), n, p=accounts.retail_weights)]
+    move = market.log_mid(symbol, ts) - market.log_mid(symbol, ts - MOMENTUM_WINDOW_S * US)
+    z = move / (profile.daily_vol * math.sqrt(MOMENTUM_WINDOW_S / SECONDS_PER_DAY))
+    buy = rng.random(n) < 0.5 + MOMENTUM_TILT * np.tanh(z)
+    qty = profile.median_qty * rng.lognormal(0.0, RETAIL_SIZE_SIGMA, n)
+    f_ts, f_acct, f_buy, f_qty, f_mm_share = day.forced.for_symbol(day.sym(symbol))
+    ts = np.minimum(np.concatenate([ts, f_ts]), day.day_end - 1) | 1
+    taker = np.concatenate([taker, f_acct])
+    buy = np.concatenate([buy, f_buy])
+    qty = np.maximum(profile.lot, to_grid(np.concatenate([qty, f_qty]), profile.lot))
+    mm_share = np.concatenate([np.full(n, MM_MAKER_SHARE), np.where(np.isnan(f_mm_share), MM_MAKER_SHARE, f_mm_share)])
+    order = np.argsort(ts, kind="stable")
+    return ts[order], taker[order], buy[order], qty[order], mm_share[order]
+
+
+def _split_fills(rng: np.random.Generator, qty: np.ndarray, k: np.ndarray, o_idx: np.ndarray, first: np.ndarray,
+                 lot: float) -> np.ndarray:
+    """Each order's quantity split into its k fills on the lot grid; the last fill takes the remainder."""
+    weights = rng.uniform(0.5, 1.5, len(o_idx))
+    fill_qty = to_grid(qty[o_idx] * weights / np.bincount(o_idx, weights)[o_idx], lot, "floor")
+    last = first + k - 1
+    fill_qty[last] = np.round(fill_qty[last] + qty - np.bincount(o_idx, fill_qty, minlength=len(qty)), 9)
+    return fill_qty
+
+
 def _mm_quotes(day: DayContext, symbol: str, target_trades: float):
     """Requote instants and prices of every market maker: arrays over all quotes, grouped by maker."""
     rng, n_mm = day.rng, len(day.accounts.market_makers)
@@ -128,8 +142,8 @@ def _mm_quotes(day: DayContext, symbol: str, target_trades: float):
             if w_symbol == symbol:  # fast markets: makers requote about every interval_s
                 grid = np.arange(start, end, int(interval_s * US), dtype=np.int64)
                 parts.append(grid + rng.integers(0, int(interval_s * US), len(grid)))
-        q = np.unique(np.concatenate(parts) & ~np.int64(1))
-        q = q[(q >= day.day_start) & (q < day.day_end)]
+        q = np.sort(np.concatenate(parts) & ~np.int64(1))  # even instants; sort+diff, np.unique is slow
+        q = q[np.append(True, np.diff(q) > 0) & (q >= day.day_start) & (q < day.day_end)]
         bid, ask = day.market.touch(symbol, q, extra_ticks=int(rng.integers(0, 2)))
         nxt = np.append(q[1:], -1)
         all_ts.append(q), all_mm.append(np.full(len(q), m)), all_bid.append(bid), all_ask.append(ask)
@@ -171,19 +185,25 @@ def _emit_retail_makers(day, sym, profile, f_ts, f_buy, f_taker, price, fill_qty
     account = retail[pos]
     clash = account == f_taker[mask]  # no self-matching in the background
     account[clash] = retail[(pos[clash] + 1) % len(retail)]
-    ts = f_ts[mask]
+    ts, price, rests_sell = f_ts[mask], price[mask], f_buy[mask]
     lead = (rng.exponential(RETAIL_MAKER_LEAD_S, n) * US).astype(np.int64) + 1_000
-    placed = np.maximum(day.day_start, ts - lead)
+    placed = ts - lead
+    early = placed < day.day_start
+    placed[early] = day.day_start + ((ts[early] - day.day_start) * rng.random(int(early.sum()))).astype(np.int64)
+    # An order that would have crossed the book when placed is instead placed within the fill's second.
+    bid, ask = day.market.touch(day.spec.symbols[sym], placed)
+    crossing = np.where(rests_sell, price <= bid, price >= ask)
+    placed[crossing] = ts[crossing] // US * US
     qty = fill_qty[mask]
     partial = rng.random(n) < RETAIL_PARTIAL_SHARE
     size = np.where(partial, to_grid(qty * rng.uniform(1.2, 3.0, n), profile.lot, "ceil"), qty)
     oids = day.tape.reserve_order_ids(n)
-    day.tape.add_orders(oid=oids, ts=placed, user=account, sym=sym, buy=~f_buy[mask], price=price[mask],
+    day.tape.add_orders(oid=oids, ts=placed, user=account, sym=sym, buy=~rests_sell, price=price,
                         qty=size, cancel=False, market=False)
     cancel_at = ts + (rng.exponential(RETAIL_CANCEL_AFTER_S, n) * US).astype(np.int64) + 1_000
     cancel = partial & (cancel_at < day.day_end)
     day.tape.add_orders(oid=oids[cancel], ts=cancel_at[cancel], user=account[cancel], sym=sym,
-                        buy=~f_buy[mask][cancel], price=price[mask][cancel],
+                        buy=~rests_sell[cancel], price=price[cancel],
                         qty=np.round(size - qty, 9)[cancel], cancel=True, market=False)
     maker[mask] = account
     maker_oid[mask] = oids

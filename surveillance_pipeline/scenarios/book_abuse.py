@@ -130,4 +130,5 @@ def _opposite_fill(day: DayContext, ep: Episode, symbol: str, abuser: int, fake_
         ep.fill(filled_at, genuine, abuser, counterparty, fake_buy, price, qty)
     else:
         price = round(float(bid if fake_buy else ask), 9)
-        ep.cross(filled_at, counterparty, abuser, not fake_buy, price, qty, int((filled_at - after) * rng.uniform(0.1, 0.9)))
+        lead = int((filled_at - after) * rng.uniform(0.1, 0.9))
+        ep.cross(filled_at, counterparty, abuser, not fake_buy, price, qty, lead)

@@ -39,24 +39,25 @@ def build_accounts(n: int, rng: np.random.Generator) -> Accounts:
 class ForcedTakers:
     """Taker orders decided by a plan (rally buyers, pump rush, a hyperactive account); the background fills them."""
 
-    chunks: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
+    chunks: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
 
-    def add(self, sym: int, ts, account, buy, qty) -> None:
+    def add(self, sym: int, ts, account, buy, qty, mm_share: float = np.nan) -> None:
+        """mm_share: chance that a market maker (not a retail limit order) is the counterparty; NaN = usual."""
         ts = np.atleast_1d(np.asarray(ts, dtype=np.int64)) | 1  # odd microseconds: never on a requote instant
         n = len(ts)
-        self.chunks.append((sym, ts, np.broadcast_to(np.asarray(account, dtype=np.int64), (n,)),
-                            np.broadcast_to(np.asarray(buy, dtype=bool), (n,)),
-                            np.broadcast_to(np.asarray(qty, dtype=np.float64), (n,))))
+        self.chunks.append((sym, ts, *(np.broadcast_to(np.asarray(v, dtype=t), (n,)) for v, t in (
+            (account, np.int64), (buy, bool), (qty, np.float64), (mm_share, np.float64)))))
 
-    def for_symbol(self, sym: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def for_symbol(self, sym: int) -> tuple[np.ndarray, ...]:
+        """(ts, account, buy, qty, mm_share) of the symbol's forced takers."""
         mine = [c for c in self.chunks if c[0] == sym]
         if not mine:
-            return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, bool), np.empty(0, np.float64)
-        return tuple(np.concatenate([c[i] for c in mine]) for i in range(1, 5))  # type: ignore[return-value]
+            return tuple(np.empty(0, t) for t in (np.int64, np.int64, bool, np.float64, np.float64))
+        return tuple(np.concatenate([c[i] for c in mine]) for i in range(1, 6))
 
 
 @dataclass
-class Label:
+class EpisodeLabel:
     pattern: Pattern
     symbol: str
     users: list[int]
@@ -75,7 +76,7 @@ class DayContext:
     day_start: int
     forced: ForcedTakers = field(default_factory=ForcedTakers)
     fast_windows: list[tuple[str, int, int, float]] = field(default_factory=list)  # symbol, start, end, requote s
-    labels: list[Label] = field(default_factory=list)
+    labels: list[EpisodeLabel] = field(default_factory=list)
     _occupied: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
     _abuser_pool: list[int] = field(default_factory=list)
 
@@ -168,17 +169,17 @@ class Episode:
         maker_oid = self.place(ts - max(1, maker_lead_us), maker, not taker_buy, price, qty)
         self.fill(ts, maker_oid, maker, taker, taker_buy, price, qty)
 
-    def force(self, ts, account, buy, qty, track: bool = True) -> None:
+    def force(self, ts, account, buy, qty, track: bool = True, mm_share: float = np.nan) -> None:
         """Taker orders the background matches against its makers."""
         ts = np.atleast_1d(np.asarray(ts, dtype=np.int64)) | 1
         if track and len(ts):
             self._seen(int(ts.min()))
             self._seen(int(ts.max()))
-        self.day.forced.add(self.sym, ts, account, buy, qty)
+        self.day.forced.add(self.sym, ts, account, buy, qty, mm_share)
 
     def close(self, start: int | None = None, end: int | None = None) -> None:
         start = self.first if start is None else start
         end = self.last if end is None else end
         if start is None or end is None:
             raise RuntimeError(f"{self.pattern} episode on {self.symbol} produced no events")
-        self.day.labels.append(Label(self.pattern, self.symbol, sorted(set(self.users)), start, end))
+        self.day.labels.append(EpisodeLabel(self.pattern, self.symbol, sorted(set(self.users)), start, end))

@@ -10,8 +10,7 @@ import polars as pl
 from surveillance_pipeline.contract import LABEL_SCHEMA, USER_IDS_SEPARATOR, Label
 from surveillance_pipeline.scenarios.background import simulate_background
 from surveillance_pipeline.scenarios.book_abuse import inject_layering, inject_quote_stuffing, inject_spoofing
-from surveillance_pipeline.scenarios.context import DayContext, build_accounts
-from surveillance_pipeline.scenarios.context import Label as EpisodeLabel
+from surveillance_pipeline.scenarios.context import DayContext, EpisodeLabel, build_accounts
 from surveillance_pipeline.scenarios.excessive import inject_excessive_trading
 from surveillance_pipeline.scenarios.market import DAY_US, PricePath
 from surveillance_pipeline.scenarios.organic import plan_rallies, plan_round_trips

@@ -13,10 +13,12 @@ from surveillance_pipeline.scenarios.market import US
 RALLIES_PER_DAY = 1
 RALLY_BUYERS = (150, 350)  # independent accounts (capped by the retail population)
 RALLY_BUYING_MIN = (15, 40)  # the crowd buys over this many minutes
-RALLY_GAIN = (0.03, 0.08)  # log-price rise over the buying window
+RALLY_GAIN = (0.04, 0.10)  # log-price rise over the buying window
 RALLY_RETRACE_SHARE = (0.3, 0.6)  # part of the gain given back ...
 RALLY_RETRACE_HOURS = (1.0, 3.0)  # ... with this time constant
 RALLY_PROFIT_TAKERS = 0.3  # participants who sell again during the retrace
+RALLY_ORDERS_PER_BUYER = 1.6
+RALLY_VOLUME_MULTIPLE = 3  # rally buys: at least this many times the symbol's average trade count over the window
 ROUND_TRIPS_PER_ACCOUNTS = 20  # one legit round trip per this many accounts per day
 ROUND_TRIP_HOLD_MIN = (20, 180)
 
@@ -47,8 +49,11 @@ def _plan_rally(day: DayContext) -> None:
 
     n_buyers = min(len(retail), int(rng.integers(*RALLY_BUYERS)))
     buyers = rng.choice(retail, n_buyers, replace=False)
-    orders_each = 1 + rng.binomial(2, 0.3, n_buyers)
-    account = np.repeat(buyers, orders_each)
+    # Every participant buys at least once; in busy markets the crowd also buys more often.
+    share = profile.liquidity / sum(day.profiles[s].liquidity for s in day.symbols)
+    baseline = day.spec.trades_per_day * share * buying_s / 86_400
+    n_more = max(int((RALLY_ORDERS_PER_BUYER - 1) * n_buyers), int(RALLY_VOLUME_MULTIPLE * baseline) - n_buyers)
+    account = np.concatenate([buyers, rng.choice(buyers, n_more)])
     ts = start + (rng.beta(1.0, 2.5, len(account)) * buying_s * US).astype(np.int64)
     qty = profile.median_qty * rng.lognormal(0.3, 0.9, len(account))
     day.forced.add(sym, ts, account, True, qty)

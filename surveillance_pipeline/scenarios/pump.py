@@ -23,6 +23,8 @@ PEAK_GAIN = (0.25, 0.9)  # price rise at the top, as a fraction
 RESIDUAL_SHARE = (0.0, 0.1)  # part of the gain left after the collapse
 RUSH_ACCOUNTS = (60, 250)  # capped by the retail population
 RUSH_FIRST_BUY_MEAN_S = 15.0  # most rush buyers arrive within seconds of the signal
+RUSH_ORDERS_PER_ACCOUNT = 1.6
+RUSH_VOLUME_MULTIPLE = 10  # rush orders: at least this many times the symbol's average 5-minute trade count
 INTO_SPIKE_SHARE = 0.7  # of their holdings organisers sell through resting sells the rush lifts
 PANIC_SELLER_SHARE = 0.4  # rush buyers who dump during the collapse
 
@@ -84,7 +86,10 @@ def inject_pump(day: DayContext, plan: PumpPlan) -> None:
     rush = rng.choice(eligible, min(len(eligible), int(rng.integers(*RUSH_ACCOUNTS))), replace=False)
     first_buy = plan.pump_start + np.minimum(
         rng.exponential(RUSH_FIRST_BUY_MEAN_S, len(rush)) * US, (plan.rise_s + plan.hold_s) * US).astype(np.int64)
-    more = rush[rng.random(len(rush)) < 0.6]
+    share = profile.liquidity / sum(day.profiles[s].liquidity for s in day.symbols)
+    baseline_5min = day.spec.trades_per_day * share * 300 / 86_400
+    n_more = max(int((RUSH_ORDERS_PER_ACCOUNT - 1) * len(rush)), int(RUSH_VOLUME_MULTIPLE * baseline_5min) - len(rush))
+    more = rng.choice(rush, n_more)
     more_ts = plan.pump_start + rng.integers(0, (plan.rise_s + plan.hold_s) * US, len(more))
     rush_qty = profile.median_qty * rng.lognormal(0.7, 0.8, len(rush) + len(more))
     ep.force(np.concatenate([first_buy, more_ts]), np.concatenate([rush, more]), True, rush_qty, track=False)

@@ -27,6 +27,7 @@ class ScenarioSpec:
     trades_per_day: int = 20_000  # approximate background trade count per day (all symbols)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "symbols", tuple(self.symbols))  # a list from a CLI stays hashable
         if self.days < 1:
             raise ValueError(f"ScenarioSpec.days must be >= 1, got {self.days}")
         if self.accounts < MIN_ACCOUNTS:

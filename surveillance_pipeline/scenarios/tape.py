@@ -74,20 +74,21 @@ class Tape:
     def build(self, symbols: list[str], account_names: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
         trades = _collect(self._trade_chunks, self._trade_rows, TRADE_FIELDS)
         orders = _collect(self._order_chunks, self._order_rows, ORDER_FIELDS)
-        external_oid = self._order_id_map(orders)
-        return _trades_frame(trades, symbols, account_names, external_oid), \
-            _orders_frame(orders, symbols, account_names, external_oid)
+        rank = self._acceptance_rank(orders)
+        digits = max(9, len(str(len(rank))))
+        return _trades_frame(trades, symbols, account_names, rank, digits), \
+            _orders_frame(orders, symbols, account_names, rank, digits)
 
-    def _order_id_map(self, orders: pl.DataFrame) -> pl.Series:
-        """External id string per internal oid, numbered by acceptance (new-event) time."""
+    def _acceptance_rank(self, orders: pl.DataFrame) -> np.ndarray:
+        """1-based rank of each internal oid by the time of its new event: the external order number."""
         new = orders.filter(~pl.col("cancel")).select("oid", "ts").sort(["ts", "oid"])
         oids = new["oid"].to_numpy()
-        if len(np.unique(oids)) != len(oids) or len(oids) != self._next_oid:
+        # bincount, not np.unique: the latter hashes and is slow on millions of ids.
+        if len(oids) != self._next_oid or np.bincount(oids, minlength=self._next_oid).max(initial=1) != 1:
             raise RuntimeError("scenario tape: every order id needs exactly one new event")
         rank = np.empty(self._next_oid, dtype=np.int64)
         rank[oids] = np.arange(1, len(oids) + 1)
-        digits = max(9, len(str(len(oids))))
-        return "o" + pl.Series(rank).cast(pl.String).str.zfill(digits)
+        return rank
 
 
 def _broadcast(columns: dict[str, np.ndarray], fields: dict[str, pl.DataType]) -> dict[str, np.ndarray]:
@@ -115,39 +116,53 @@ def _timestamp(col: str) -> pl.Expr:
     return pl.col(col).cast(ORDER_SCHEMA[Order.TIMESTAMP])
 
 
-def _trades_frame(trades: pl.DataFrame, symbols: list[str], names: list[str], oid_map: pl.Series) -> pl.DataFrame:
+def _order_id(rank_col: str, digits: int) -> pl.Expr:
+    """o000000042: fixed width, so ids sort like their numbers."""
+    return pl.format("o{}", (pl.col(rank_col) + 10**digits).cast(pl.String).str.slice(1))
+
+
+def _trades_frame(trades: pl.DataFrame, symbols: list[str], names: list[str], rank: np.ndarray,
+                  digits: int) -> pl.DataFrame:
     accounts, symbol_names = pl.Series(names), pl.Series(symbols)
-    trades = trades.sort(["sym", "ts", "seq"])
+    trades = trades.with_columns(
+        pl.Series(rank[trades["buyer_oid"].to_numpy()]).alias("buyer_rank"),
+        pl.Series(rank[trades["seller_oid"].to_numpy()]).alias("seller_rank"),
+    )
+    # Venues number trades per market in time order.
+    trades = trades.sort(["sym", "ts", "seq"]).with_columns(pl.int_range(1, pl.len() + 1).over("sym").alias("number"))
+    trades = trades.sort(["ts", "sym", "seq"])
     trades = trades.with_columns(
         symbol_names.gather(trades["sym"]).alias(Trade.SYMBOL),
         accounts.gather(trades["buyer"]).alias(Trade.BUYER_ID),
         accounts.gather(trades["seller"]).alias(Trade.SELLER_ID),
-        oid_map.gather(trades["buyer_oid"]).alias(Trade.BUYER_ORDER_ID),
-        oid_map.gather(trades["seller_oid"]).alias(Trade.SELLER_ORDER_ID),
     )
     quote = (pl.col("price") * pl.col("qty")).round(8)
     frame = trades.with_columns(
-        pl.concat_str([pl.col(Trade.SYMBOL), pl.lit("-"), (pl.int_range(pl.len()).over("sym") + 1).cast(pl.String)])
-        .alias(Trade.TRADE_ID),
+        pl.format("{}-{}", pl.col(Trade.SYMBOL), pl.col("number")).alias(Trade.TRADE_ID),
         _timestamp("ts").alias(Trade.TIMESTAMP),
         _side("taker_buy").alias(Trade.SIDE),
         pl.col("price").alias(Trade.PRICE),
         pl.col("qty").alias(Trade.QUANTITY),
+        _order_id("buyer_rank", digits).alias(Trade.BUYER_ORDER_ID),
+        _order_id("seller_rank", digits).alias(Trade.SELLER_ORDER_ID),
         pl.lit(MarketType.SPOT.value).alias(Trade.MARKET_TYPE),
         quote.alias(Trade.QUOTE_QUANTITY),
         (quote * TAKER_FEE_RATE).round(8).alias(Trade.FEE),
-    ).sort(["ts", "sym", "seq"])
+    )
     return frame.select([pl.col(name).cast(dtype) for name, dtype in TRADE_SCHEMA.items()])
 
 
-def _orders_frame(orders: pl.DataFrame, symbols: list[str], names: list[str], oid_map: pl.Series) -> pl.DataFrame:
+def _orders_frame(orders: pl.DataFrame, symbols: list[str], names: list[str], rank: np.ndarray,
+                  digits: int) -> pl.DataFrame:
     accounts, symbol_names = pl.Series(names), pl.Series(symbols)
+    orders = orders.with_columns(pl.Series(rank[orders["oid"].to_numpy()]).alias("rank"))
+    orders = orders.sort(["ts", "rank", "cancel"])
     orders = orders.with_columns(
-        oid_map.gather(orders["oid"]).alias(Order.ORDER_ID),
         accounts.gather(orders["user"]).alias(Order.USER_ID),
         symbol_names.gather(orders["sym"]).alias(Order.SYMBOL),
     )
     frame = orders.with_columns(
+        _order_id("rank", digits).alias(Order.ORDER_ID),
         _timestamp("ts").alias(Order.TIMESTAMP),
         _side("buy").alias(Order.SIDE),
         pl.col("price").fill_nan(None).alias(Order.PRICE),
@@ -157,5 +172,5 @@ def _orders_frame(orders: pl.DataFrame, symbols: list[str], names: list[str], oi
         pl.when(pl.col("market")).then(pl.lit(MARKET_ORDER_TYPE))
         .otherwise(pl.lit(LIMIT_ORDER_TYPE)).alias(Order.ORDER_TYPE),
         pl.lit(MarketType.SPOT.value).alias(Order.MARKET_TYPE),
-    ).sort(["ts", Order.ORDER_ID, "cancel"])
+    )
     return frame.select([pl.col(name).cast(dtype) for name, dtype in ORDER_SCHEMA.items()])

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from surveillance_pipeline.contract import Pattern
 from surveillance_pipeline.scenarios.context import DayContext
-from surveillance_pipeline.scenarios.market import US
+from surveillance_pipeline.scenarios.market import US, to_grid
 
 SELF_TRADES = (5, 16)
 PAIR_ROUNDS = (3, 9)  # A sells to B then B sells back, this many times
@@ -18,6 +18,7 @@ RING_SIZE = (3, 6)  # upper bound exclusive
 RING_ROUNDS = (2, 5)
 RING_HOP_S = (5, 60)
 RING_PAUSE_S = (30, 300)
+RING_SIZE_JITTER = 0.002  # "about" the same size: within 0.2 %
 PRICE_JITTER_TICKS = 1
 
 
@@ -66,7 +67,7 @@ def inject_circular(day: DayContext) -> None:
     lot = day.profiles[symbol].lot
     for _ in range(rounds):
         for hop in range(ring_size):
-            hop_qty = round(qty + lot * int(rng.integers(-2, 3)), 9)  # "about" the same size
+            hop_qty = float(max(lot, to_grid(qty * (1 + rng.uniform(-1, 1) * RING_SIZE_JITTER), lot)))
             _transfer(day, ep, symbol, t, ring[hop], ring[(hop + 1) % ring_size], _near(day, symbol, anchor), hop_qty)
             t += day.uniform_us(*RING_HOP_S)
         t += day.uniform_us(*RING_PAUSE_S)

@@ -12,6 +12,7 @@ from surveillance_pipeline.scenarios.spec import Scenario
 # ISO-8601 UTC with microseconds, e.g. 2026-03-02T09:30:00.123456Z.
 CSV_DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S%.6fZ"
 SCENARIO_FILES = ("trades", "orders", "labels")
+FILE_MODE = 0o644
 
 
 def write_scenario(scenario: Scenario, out_dir: Path) -> dict[str, Path]:
@@ -28,6 +29,7 @@ def _write_atomically(frame: pl.DataFrame, path: Path) -> Path:
     os.close(fd)
     try:
         frame.write_csv(tmp_name, datetime_format=CSV_DATETIME_FORMAT)
+        os.chmod(tmp_name, FILE_MODE)  # mkstemp creates 0600; these are ordinary data files
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)

@@ -6,35 +6,34 @@ Every method that writes accepts `conn=` so that a caller can group several call
         import_id = db.start_import(path, "trades", day, conn=conn)
         db.replace_trades_partition(day, trades, import_id=import_id, conn=conn)
         db.insert_rejects(import_id, rejects, conn=conn)
-        db.finish_import(import_id, rows_read, len(trades), len(rejects), "succeeded", conn=conn)
+        db.finish_import(import_id, rows_read, len(trades), len(rejects), "ok", conn=conn)
 
 Without `conn=` each call runs in its own transaction.
 """
 from __future__ import annotations
 
 import datetime as dt
-import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 import polars as pl
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 from sqlalchemy.engine import Connection, Engine
 
 from surveillance_pipeline.contract import (
     ORDER_KEY,
+    ORDER_REQUIRED,
     ORDER_SCHEMA,
     REJECT_SCHEMA,
     TRADE_KEY,
+    TRADE_REQUIRED,
     TRADE_SCHEMA,
     Order,
     Trade,
 )
 from surveillance_pipeline.storage import bulk
+from surveillance_pipeline.storage.engine import make_engine, normalize_url, upgrade
 from surveillance_pipeline.storage.models import (
     IMPORT_KINDS,
     Base,
@@ -44,28 +43,7 @@ from surveillance_pipeline.storage.models import (
     trades_table,
 )
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-# Serialises concurrent `migrate()` calls (e.g. several Dagster run workers starting at once).
-_MIGRATION_LOCK_ID = zlib.crc32(b"surveillance_pipeline.migrate")
 _KEY_BATCH_ROWS = 500_000
-
-
-def normalize_url(url: str) -> str:
-    """`postgresql://` and `postgres://` → `postgresql+psycopg2://` (STACK.md trap 4); others unchanged."""
-    parsed = sa.make_url(url)
-    if parsed.drivername in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+psycopg2")
-    return parsed.render_as_string(hide_password=False)
-
-
-def alembic_config(connection: Connection | None = None, url: str | None = None) -> Config:
-    """An Alembic Config built in code (no alembic.ini): the package's migrations, the given connection."""
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    if url is not None:
-        config.set_main_option("sqlalchemy.url", normalize_url(url).replace("%", "%%"))
-    config.attributes["connection"] = connection
-    return config
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
@@ -79,24 +57,28 @@ class _Kind:
 
     table: sa.Table
     schema: dict[str, pl.DataType]
+    required: tuple[str, ...]
     key: tuple[str, ...]
     date_column: str
     symbol: str
     timestamp: str
 
 
-_TRADES = _Kind(trades_table, TRADE_SCHEMA, TRADE_KEY, "trade_date", Trade.SYMBOL, Trade.TIMESTAMP)
-_ORDERS = _Kind(orders_table, ORDER_SCHEMA, ORDER_KEY, "order_date", Order.SYMBOL, Order.TIMESTAMP)
+_TRADES = _Kind(trades_table, TRADE_SCHEMA, TRADE_REQUIRED, TRADE_KEY, "trade_date", Trade.SYMBOL, Trade.TIMESTAMP)
+_ORDERS = _Kind(orders_table, ORDER_SCHEMA, ORDER_REQUIRED, ORDER_KEY, "order_date", Order.SYMBOL, Order.TIMESTAMP)
 
 
-def _conform(frame: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
-    """The contract's columns in order and dtypes; absent optional columns become nulls."""
+def _conform(frame: pl.DataFrame, schema: dict[str, pl.DataType], required: tuple[str, ...] = ()) -> pl.DataFrame:
+    """The contract's columns in order and dtypes (datetimes in UTC); absent optional columns become nulls."""
+    missing = [name for name in required if name not in frame.columns]
+    if missing:
+        raise ValueError(f"frame lacks required column(s) {missing}; it has {frame.columns}")
     exprs = []
     for name, dtype in schema.items():
         if name not in frame.columns:
             exprs.append(pl.lit(None, dtype=dtype).alias(name))
         elif isinstance(dtype, pl.Datetime):
-            exprs.append(bulk._utc(pl.col(name), frame.schema[name]).cast(dtype).alias(name))
+            exprs.append(bulk.to_utc(pl.col(name), frame.schema[name]).cast(dtype).alias(name))
         else:
             exprs.append(pl.col(name).cast(dtype).alias(name))
     return frame.select(exprs)
@@ -107,20 +89,7 @@ class Database:
 
     def __init__(self, url: str, *, echo: bool = False, pool_size: int = 5, max_overflow: int = 10) -> None:
         self.url = normalize_url(url)
-        parsed = sa.make_url(self.url)
-        if parsed.get_backend_name() == "sqlite":
-            database = parsed.database or ""
-            memory = database in ("", ":memory:")
-            if not memory and not database.startswith("file:"):
-                Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-            self.engine: Engine = sa.create_engine(
-                self.url, echo=echo, connect_args={"timeout": 30},
-                **({"poolclass": sa.StaticPool} if memory else {"pool_size": pool_size,
-                                                                  "max_overflow": max_overflow}))
-            sa.event.listen(self.engine, "connect", _sqlite_on_connect)
-        else:
-            self.engine = sa.create_engine(self.url, echo=echo, pool_size=pool_size, max_overflow=max_overflow,
-                                           pool_pre_ping=True, poolclass=sa.QueuePool)
+        self.engine: Engine = make_engine(self.url, echo=echo, pool_size=pool_size, max_overflow=max_overflow)
         self.dialect = self.engine.dialect.name
 
     def __repr__(self) -> str:
@@ -152,11 +121,8 @@ class Database:
                 yield own
 
     def migrate(self) -> None:
-        """Upgrade the schema to the newest migration (idempotent; concurrent callers queue on PG)."""
-        with self.transaction() as conn:
-            if self.dialect == "postgresql":
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
-            command.upgrade(alembic_config(conn), "head")
+        """Upgrade the schema to the newest migration (idempotent; concurrent callers wait for each other)."""
+        upgrade(self.engine)
 
     def counts(self, conn: Connection | None = None) -> dict[str, int]:
         """Rows per table of the application store."""
@@ -206,7 +172,7 @@ class Database:
         return self._read(_ORDERS, start, end, symbols, conn)
 
     def _insert(self, kind: _Kind, frame: pl.DataFrame, import_id: int | None, conn: Connection | None) -> int:
-        rows = _conform(frame, kind.schema).with_columns(
+        rows = _conform(frame, kind.schema, kind.required).with_columns(
             pl.col(kind.timestamp).dt.date().alias(kind.date_column),
             pl.lit(import_id, dtype=pl.Int64).alias("import_id"))
         with self._tx(conn) as c:
@@ -214,7 +180,7 @@ class Database:
 
     def _replace(self, kind: _Kind, day: dt.date, frame: pl.DataFrame, import_id: int | None,
                  conn: Connection | None) -> int:
-        rows = _conform(frame, kind.schema)
+        rows = _conform(frame, kind.schema, kind.required)
         if rows.height:
             days = rows.get_column(kind.timestamp).dt.date()
             outside = rows.filter(days != day).height
@@ -227,7 +193,7 @@ class Database:
     def _existing_keys(self, kind: _Kind, frame: pl.DataFrame, exclude_day: dt.date | None,
                        conn: Connection | None) -> pl.DataFrame:
         key_schema = {k: kind.schema[k] for k in kind.key}
-        keys = _conform(frame.select([k for k in kind.key if k in frame.columns]), key_schema).unique()
+        keys = _conform(frame.select([k for k in kind.key if k in frame.columns]), key_schema, kind.key).unique()
         found = [pl.DataFrame(schema=key_schema)]
         if keys.height == 0:
             return found[0]
@@ -245,7 +211,8 @@ class Database:
                     *(temp_table.c[k] == kind.table.c[k] for k in kind.key))))
                 if exclude_day is not None:
                     stmt = stmt.where(kind.table.c[kind.date_column] != exclude_day)
-                found.append(bulk.fetch_frame(c, stmt.distinct(), key_schema))
+                # the temp keys are distinct and the key is unique in the table: no DISTINCT needed
+                found.append(bulk.fetch_frame(c, stmt, key_schema))
             c.execute(sa.text(f"DROP TABLE IF EXISTS {bulk.quote(c, temp)}"))
         return pl.concat(found)
 
@@ -277,7 +244,7 @@ class Database:
 
     def finish_import(self, import_id: int, rows_read: int, rows_accepted: int, rows_rejected: int,
                       status: str, conn: Connection | None = None) -> None:
-        """Record the outcome of a load ('succeeded' or 'failed') and its row counts."""
+        """Record the outcome of a load (one of IMPORT_STATUSES) and its row counts."""
         with self._tx(conn) as c:
             result = c.execute(imports_table.update().where(imports_table.c.id == import_id).values(
                 rows_read=rows_read, rows_accepted=rows_accepted, rows_rejected=rows_rejected, status=status,
@@ -293,10 +260,3 @@ class Database:
         with self._tx(conn) as c:
             return bulk.insert_frame(c, rejected_rows_table.name, rows)
 
-
-def _sqlite_on_connect(dbapi_connection, _record) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()

@@ -25,7 +25,8 @@ NAMING_CONVENTION = {
 
 # Vocabularies of the bookkeeping tables.
 IMPORT_KINDS = ("trades", "orders")
-IMPORT_STATUSES = ("running", "succeeded", "failed")
+# ok: every row stored; partial: some rows rejected; rejected: none stored (or --strict); empty: no rows
+IMPORT_STATUSES = ("running", "ok", "partial", "rejected", "empty", "failed")
 VERDICTS = ("true_positive", "false_positive", "needs_review")
 
 # Big tables get 64-bit ids on PostgreSQL; SQLite only auto-increments an INTEGER PRIMARY KEY.

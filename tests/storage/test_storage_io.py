@@ -171,13 +171,13 @@ def test_import_bookkeeping_and_rejects(db: Database) -> None:
     with db.transaction() as conn:
         import_id = db.start_import("in.csv", "trades", DAY, conn=conn)
         assert db.insert_rejects(import_id, rejects, conn=conn) == 2
-        db.finish_import(import_id, rows_read=10, rows_accepted=8, rows_rejected=2, status="succeeded", conn=conn)
+        db.finish_import(import_id, rows_read=10, rows_accepted=8, rows_rejected=2, status="partial", conn=conn)
     with db.engine.connect() as conn:
         row = conn.execute(sa.select(imports_table).where(imports_table.c.id == import_id)).mappings().one()
         stored = conn.execute(sa.select(rejected_rows_table.c.line, rejected_rows_table.c.field,
                                         rejected_rows_table.c.reason, rejected_rows_table.c.created_at)
                               .order_by(rejected_rows_table.c.line)).all()
-    assert (row["kind"], row["partition_date"], row["status"]) == ("trades", DAY, "succeeded")
+    assert (row["kind"], row["partition_date"], row["status"]) == ("trades", DAY, "partial")
     assert (row["rows_read"], row["rows_accepted"], row["rows_rejected"]) == (10, 8, 2)
     assert row["finished_at"] is not None and row["started_at"] is not None
     assert [(r.line, r.field, r.reason) for r in stored] == [(3, "price", "price must be > 0"), (9, None, "malformed line")]
@@ -197,3 +197,11 @@ def test_transaction_is_atomic(db: Database, make_trades) -> None:
             db.replace_trades_partition(DAY, make_trades(3), import_id=import_id, conn=conn)
             raise RuntimeError("validation failed afterwards")
     assert db.counts()["imports"] == 0 and db.counts()["trades"] == 0
+
+
+def test_missing_required_column_raises(db: Database, make_trades, make_orders) -> None:
+    with pytest.raises(ValueError, match="required"):
+        db.insert_trades(make_trades(2).drop(Trade.PRICE))
+    with pytest.raises(ValueError, match="required"):
+        db.existing_order_keys(make_orders(2).drop(Order.EVENT))
+    assert db.counts()["trades"] == 0

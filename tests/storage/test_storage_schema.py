@@ -71,3 +71,28 @@ def test_url_normalisation(tmp_path) -> None:
         assert path.is_file()
     finally:
         database.dispose()
+
+
+def test_concurrent_migrations_wait_for_each_other(empty_db: Database) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def migrate_from_another_process_like_engine(_: int) -> str:
+        other = Database(empty_db.url, pool_size=1)
+        try:
+            other.migrate()
+            return _revision(other)
+        finally:
+            other.dispose()
+
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(migrate_from_another_process_like_engine, range(4))) == ["0001"] * 4
+    assert set(empty_db.counts()) == TABLES
+
+
+def test_in_memory_sqlite() -> None:
+    database = Database("sqlite://")
+    try:
+        database.migrate()
+        assert database.counts()["trades"] == 0
+    finally:
+        database.dispose()

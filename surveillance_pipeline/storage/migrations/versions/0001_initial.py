@@ -88,7 +88,7 @@ def upgrade() -> None:
         sa.Column("finished_at", UTC_DATETIME, nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_imports"),
         sa.CheckConstraint("kind IN ('trades', 'orders')", name="ck_imports_kind"),
-        sa.CheckConstraint("status IN ('running', 'succeeded', 'failed')", name="ck_imports_status"),
+        sa.CheckConstraint("status IN ('running', 'ok', 'partial', 'rejected', 'empty', 'failed')", name="ck_imports_status"),
     )
 
     op.create_table(

@@ -1,0 +1,85 @@
+"""The `surveillance` command line: exit codes and what it prints."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from surveillance_pipeline.cli import app
+from tests.conftest import FIXTURES, TRADE_HEADER
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.setenv("SURVEILLANCE__PATHS__REJECTS_DIR", str(tmp_path / "rejects"))
+    return tmp_path
+
+
+def test_import_stores_valid_rows_and_reports_rejects(env):
+    path = env / "trades.csv"
+    path.write_text(TRADE_HEADER + "t1,2024-03-01T10:00:00Z,BTCUSDT,buy,1,1,a,b\n"
+                    "t2,2024-03-01T10:00:00Z,BTCUSDT,buy,x,1,a,b\n")
+    result = runner.invoke(app, ["import", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "partial" in result.output and "2 rows read, 1 accepted, 1 rejected" in result.output
+    assert f"{path}:3: price: not a number: 'x'" in result.output
+    assert "rejected rows written to" in result.output
+
+
+def test_import_exits_non_zero_when_nothing_was_importable(env):
+    path = env / "trades.csv"
+    path.write_text(TRADE_HEADER + "t2,2024-03-01T10:00:00Z,BTCUSDT,buy,x,1,a,b\n")
+    assert runner.invoke(app, ["import", str(path)]).exit_code == 1
+    broken = env / "broken.csv"
+    broken.write_text("a,b\n1,2\n")
+    result = runner.invoke(app, ["import", str(broken)])
+    assert result.exit_code == 1
+    assert "no preset matches the columns (a, b)" in result.output
+
+
+def test_import_detects_presets_of_real_files(env):
+    result = runner.invoke(app, ["import", str(FIXTURES / "real_samples" / "binance_btcusdt-trades.parquet"),
+                                 str(FIXTURES / "pumps" / "ONG_2019-10-29_18.00.csv.gz")])
+    assert result.exit_code == 0, result.output
+    assert "preset binance_trades" in result.output and "preset pump_tape" in result.output
+
+
+def test_validate_and_strict(env):
+    path = env / "trades.csv"
+    path.write_text(TRADE_HEADER + "t1,2024-03-01T10:00:00Z,BTCUSDT,buy,1,1,a,b\n"
+                    "t2,2024-03-01T10:00:00Z,BTCUSDT,short,1,1,a,b\n")
+    result = runner.invoke(app, ["validate", str(path), "--strict"])
+    assert result.exit_code == 1
+    assert "strict: whole file rejected" in result.output
+    assert "side: must be 'buy' or 'sell', got 'short'" in result.output
+
+
+def test_mapping_option(env):
+    path = env / "venue.csv"
+    path.write_text("id,ts,pair,taker,px,qty\n9,1709287200000,BTCUSDT,sell,1,1\n")
+    args = ["validate", str(path)] + [f"--map={m}" for m in
+                                      ("trade_id=id", "timestamp=ts", "symbol=pair", "side=taker", "price=px", "quantity=qty")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert runner.invoke(app, ["validate", str(path), "--map", "price"]).exit_code == 2
+
+
+def test_config_show_and_validate(env, monkeypatch):
+    shown = runner.invoke(app, ["config", "show"])
+    assert shown.exit_code == 0
+    assert json.loads(shown.stdout)["database"]["url"].endswith("cli.db")
+    monkeypatch.setenv("SURVEILLANCE__INGEST__REJECTED_RATIO_WARN", "2")
+    bad = runner.invoke(app, ["config", "validate"])
+    assert bad.exit_code == 2
+    assert "config key 'ingest.rejected_ratio_warn' (environment variable SURVEILLANCE__INGEST__REJECTED_RATIO_WARN)" in bad.output
+
+
+def test_every_command_has_help():
+    for command in (["--help"], ["generate", "--help"], ["import", "--help"], ["validate", "--help"],
+                    ["config", "show", "--help"], ["config", "validate", "--help"], ["demo", "--help"]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 0 and "Usage" in result.output
