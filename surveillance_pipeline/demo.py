@@ -64,5 +64,5 @@ def run_demo(settings: Settings, out_dir: Path, seed: int, console: Console) -> 
     console.print(f"[bold]4. stored[/bold] in {database!r}: " +
                   ", ".join(f"{table} {count:,}" for table, count in database.counts().items()))
     database.dispose()
-    console.print(f"   Dagster runs: {os.environ.get('DAGSTER_HOME', '(temporary instance)')}; "
-                  "`make dev` shows them in the UI")
+    home = os.environ.get("DAGSTER_STORAGE_DIR") or os.environ.get("DAGSTER_HOME") or "(a temporary instance)"
+    console.print(f"   Dagster run history: {home}; `make dev` shows the assets and this run in the UI")
