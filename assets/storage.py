@@ -19,6 +19,7 @@ def _store(context: AssetExecutionContext, kind: str, accepted: pl.DataFrame, re
     rejected = count_rejected_rows(rejects)
     # One transaction: the partition's rows, the import record and its rejects land together or not at all.
     with db.transaction() as conn:
+        db.forget_partition_imports(day, kind, conn=conn)
         import_id = db.start_import(f"dagster partition {day}", kind, partition_date=day, conn=conn)
         written = replace(day, accepted, import_id=import_id, conn=conn)
         if rejects.height:

@@ -43,7 +43,7 @@ def run_daily_batch(partition_key: str, run_config: dict | None = None):
     from dagster import DagsterInstance
 
     instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
-    job = defs.get_job_def(ingestion_job.name)
+    job = defs.resolve_job_def(ingestion_job.name)
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     return job.execute_in_process(partition_key=partition_key, instance=instance,
                                   run_config={**quiet, **(run_config or {})}, raise_on_error=True)

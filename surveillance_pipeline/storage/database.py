@@ -252,6 +252,16 @@ class Database:
             if result.rowcount != 1:
                 raise LookupError(f"no import with id {import_id}")
 
+    def forget_partition_imports(self, day: dt.date, kind: str, conn: Connection | None = None) -> int:
+        """Delete the import records (and, by cascade, the rejected rows) of an earlier load of a partition.
+
+        Called before a partition is written again, so that a re-run leaves one record of the day, not two.
+        """
+        with self._tx(conn) as c:
+            result = c.execute(imports_table.delete().where(
+                imports_table.c.partition_date == day, imports_table.c.kind == kind))
+            return result.rowcount
+
     def insert_rejects(self, import_id: int, rejects: pl.DataFrame, conn: Connection | None = None) -> int:
         """Store the rejected rows (REJECT_SCHEMA) of an import; returns rows written."""
         rows = _conform(rejects, REJECT_SCHEMA).with_columns(

@@ -205,3 +205,17 @@ def test_missing_required_column_raises(db: Database, make_trades, make_orders) 
     with pytest.raises(ValueError, match="required"):
         db.existing_order_keys(make_orders(2).drop(Order.EVENT))
     assert db.counts()["trades"] == 0
+
+
+def test_forget_partition_imports_cascades_to_rejects(db):
+    rejects = pl.DataFrame({"source": ["f.csv"], "line": [3], "field": ["price"], "value": ["-1"],
+                            "reason": ["must be a finite number > 0, got -1"]})
+    with db.transaction() as conn:
+        kept = db.start_import("other.csv", "trades", partition_date=DAY + dt.timedelta(days=1), conn=conn)
+        db.insert_rejects(kept, rejects, conn=conn)
+        first = db.start_import("dagster partition", "trades", partition_date=DAY, conn=conn)
+        db.insert_rejects(first, rejects, conn=conn)
+    assert db.forget_partition_imports(DAY, "trades") == 1
+    assert db.forget_partition_imports(DAY, "orders") == 0
+    counts = db.counts()
+    assert (counts["imports"], counts["rejected_rows"]) == (1, 1)
