@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import polars as pl
 import pytest
 from typer.testing import CliRunner
 
@@ -83,3 +84,25 @@ def test_every_command_has_help():
                     ["config", "show", "--help"], ["config", "validate", "--help"], ["demo", "--help"]):
         result = runner.invoke(app, command)
         assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_json_lines_logging(env, monkeypatch):
+    monkeypatch.setenv("SURVEILLANCE__LOGGING__JSON_LINES", "true")
+    path = env / "trades.csv"
+    path.write_text(TRADE_HEADER + "t1,2024-03-01T10:00:00Z,BTCUSDT,buy,1,1,a,b\n")
+    result = runner.invoke(app, ["import", str(path)])
+    assert result.exit_code == 0, result.output
+    events = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    finished = [e for e in events if e["event"] == "import finished"]
+    assert finished and finished[0]["rows_accepted"] == 1 and finished[0]["level"] == "info"
+
+
+def test_generate_writes_a_labelled_scenario(tmp_path):
+    result = runner.invoke(app, ["generate", "--out", str(tmp_path / "s"), "--days", "1", "--seed", "3",
+                                 "--trades-per-day", "2000", "--accounts", "80", "--symbols", "BTCUSDT,ETHUSDT"])
+    assert result.exit_code == 0, result.output
+    labels = pl.read_csv(tmp_path / "s" / "labels.csv")
+    assert set(labels["symbol"]) <= {"BTCUSDT", "ETHUSDT"} and labels.height > 0
+    clean = runner.invoke(app, ["generate", "--out", str(tmp_path / "c"), "--trades-per-day", "2000",
+                                "--accounts", "80", "--clean"])
+    assert clean.exit_code == 0 and pl.read_csv(tmp_path / "c" / "labels.csv").height == 0

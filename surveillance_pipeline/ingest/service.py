@@ -20,9 +20,11 @@ from surveillance_pipeline.ingest.importer import (
 )
 from surveillance_pipeline.ingest.presets import TRADES
 from surveillance_pipeline.ingest.readers import LINE
+from surveillance_pipeline.log import get_logger
 from surveillance_pipeline.storage.database import Database
 
 Progress = Callable[[int], None]  # called with the rows read so far
+log = get_logger(__name__)
 
 
 class StrictRejection(Exception):
@@ -126,6 +128,9 @@ def import_file(path: Path | str, options: ImportOptions, settings: Settings, da
         rejects_file.discard()
         raise
     result.rejects_path = rejects_file.commit()
+    log.info("import finished", source=result.source, kind=result.kind, preset=result.preset, status=result.status,
+             rows_read=result.rows_read, rows_accepted=result.rows_accepted, rows_rejected=result.rows_rejected,
+             import_id=result.import_id, rejects_file=str(result.rejects_path) if result.rejects_path else None)
     return result
 
 
