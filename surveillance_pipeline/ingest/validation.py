@@ -31,6 +31,7 @@ from surveillance_pipeline.ingest.readers import LINE, ROW_ERROR
 
 ExistingKeys = Callable[[pl.DataFrame], pl.DataFrame]  # key columns in -> the keys already stored
 _ERR = "__err__"
+_PARSED = "__parsed__"
 _SIDES = [s.value for s in Side]
 _EVENTS = [e.value for e in OrderEvent]
 _MARKETS = [m.value for m in MarketType]
@@ -79,57 +80,68 @@ def _text(name: str) -> pl.Expr:
     return clean_strings(pl.col(name))
 
 
+def _parsed(name: str) -> pl.Expr:
+    """The value parsed once per chunk (see `_with_parsed`)."""
+    return pl.col(_PARSED + name)
+
+
 def _quote(name: str) -> pl.Expr:
     return pl.format("'{}'", pl.col(name).fill_null(""))
 
 
-def _error(condition: pl.Expr, reason: pl.Expr | str) -> pl.Expr:
-    reason = pl.lit(reason) if isinstance(reason, str) else reason
-    return pl.when(condition).then(reason)
+@dataclass(frozen=True)
+class Check:
+    """One field's rule: a cheap test over every row, and the reason, formatted for failing rows only."""
+
+    field: str
+    failed: pl.Expr
+    reason: pl.Expr
 
 
-def _numeric_errors(name: str, raw: pl.Expr, required: pl.Expr | bool, positive: bool) -> pl.Expr:
-    value = parse_number(raw)
+def _numeric_check(name: str, required: pl.Expr | bool, positive: bool) -> Check:
+    raw, value = _text(name), _parsed(name)
     missing = raw.is_null() & (required if isinstance(required, pl.Expr) else pl.lit(required))
     bad = raw.is_not_null() & value.is_null()
-    rule = (value <= 0) | value.is_nan() | value.is_infinite() if positive else value.is_infinite()
-    return (
+    rule = raw.is_not_null() & (((value <= 0) | value.is_nan() | value.is_infinite()) if positive
+                                else value.is_infinite())
+    reason = (
         pl.when(missing).then(pl.lit("required field is empty"))
         .when(bad).then(pl.format("not a number: {}", _quote(name)))
-        .when(raw.is_not_null() & rule).then(pl.format("must be a finite number > 0, got {}", pl.col(name)))
-        .alias(_ERR + name)
+        .when(rule).then(pl.format("must be a finite number > 0, got {}", pl.col(name)))
     )
+    return Check(name, missing | bad | rule, reason)
 
 
-def _timestamp_errors(name: str, ctx: ValidationContext) -> pl.Expr:
-    raw = _text(name)
-    parsed = parse_timestamp(pl.col(name))
+def _timestamp_check(name: str, ctx: ValidationContext) -> Check:
+    raw, parsed = _text(name), _parsed(name)
     low = ctx.min_timestamp.strftime("%Y-%m-%dT%H:%M:%SZ")
     high = ctx.max_timestamp.strftime("%Y-%m-%dT%H:%M:%SZ")
-    return (
+    outside = (parsed < ctx.min_timestamp) | (parsed > ctx.max_timestamp)
+    reason = (
         pl.when(raw.is_null()).then(pl.lit("required field is empty"))
         .when(parsed.is_null())
         .then(pl.format("not a timestamp: {} (expected ISO-8601 or epoch s/ms/µs/ns)", _quote(name)))
-        .when((parsed < ctx.min_timestamp) | (parsed > ctx.max_timestamp))
+        .when(outside)
         .then(pl.format("outside the accepted range {} .. {}: {}", pl.lit(low), pl.lit(high), _quote(name)))
-        .alias(_ERR + name)
     )
+    return Check(name, parsed.is_null() | outside, reason)
 
 
-def _vocabulary_errors(name: str, allowed: list[str], required: bool) -> pl.Expr:
+def _vocabulary_check(name: str, allowed: list[str], required: bool) -> Check:
     value = _text(name).str.to_lowercase()
     expected = " or ".join(f"'{v}'" for v in allowed)
-    return (
-        pl.when(value.is_null() & pl.lit(required)).then(pl.lit("required field is empty"))
-        .when(value.is_not_null() & ~value.is_in(allowed))
-        .then(pl.format("must be {}, got {}", pl.lit(expected), _quote(name)))
-        .alias(_ERR + name)
+    missing = value.is_null() & pl.lit(required)
+    unknown = value.is_not_null() & ~value.is_in(allowed)
+    reason = (
+        pl.when(missing).then(pl.lit("required field is empty"))
+        .when(unknown).then(pl.format("must be {}, got {}", pl.lit(expected), _quote(name)))
     )
+    return Check(name, missing | unknown, reason)
 
 
-def _required_errors(names: tuple[str, ...], checked: set[str]) -> list[pl.Expr]:
+def _required_checks(names: tuple[str, ...], checked: set[str]) -> list[Check]:
     return [
-        _error(_text(name).is_null(), "required field is empty").alias(_ERR + name)
+        Check(name, _text(name).is_null(), pl.lit("required field is empty"))
         for name in names
         if name not in checked
     ]
@@ -142,26 +154,33 @@ def _with_missing_columns(raw: pl.DataFrame, schema: dict[str, pl.DataType]) -> 
     return raw.with_columns(missing) if missing else raw
 
 
-def _split(raw: pl.DataFrame, errors: list[pl.Expr], source: str) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Evaluate the error expressions; return the error-free rows and the rejects (one per field)."""
-    checked = raw.with_columns(*errors)
-    field_errors = [c for c in checked.columns if c.startswith(_ERR)]
-    # A structurally broken row (e.g. too many fields) is reported once, not once per empty field.
-    checked = checked.with_columns(
-        *[pl.when(pl.col(ROW_ERROR).is_null()).then(pl.col(c)).alias(c) for c in field_errors],
+def _with_parsed(raw: pl.DataFrame, timestamps: tuple[str, ...], numbers: tuple[str, ...]) -> pl.DataFrame:
+    return raw.with_columns(
+        *[parse_timestamp(pl.col(c)).alias(_PARSED + c) for c in timestamps],
+        *[parse_number(pl.col(c)).alias(_PARSED + c) for c in numbers],
+    )
+
+
+def _split(raw: pl.DataFrame, checks: list[Check], source: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Run the checks; return the passing rows and the rejects (one per failing field of a failing row)."""
+    failed = pl.any_horizontal(*[c.failed.fill_null(True) for c in checks], pl.col(ROW_ERROR).is_not_null())
+    flagged = raw.with_columns(failed.alias("__failed"))
+    good = flagged.filter(~pl.col("__failed")).drop("__failed")
+    rejected = flagged.filter(pl.col("__failed"))
+    # Reasons are formatted for the failing rows only; a structurally broken row (e.g. too many fields)
+    # is reported once, not once per empty field.
+    unbroken = pl.col(ROW_ERROR).is_null()
+    rejected = rejected.with_columns(
+        *[pl.when(unbroken & c.failed.fill_null(True)).then(c.reason).alias(_ERR + c.field) for c in checks],
         pl.col(ROW_ERROR).alias(_ERR + "row"),
     )
-    error_columns = [*field_errors, _ERR + "row"]
-    bad = pl.any_horizontal(pl.col(error_columns).is_not_null())
-    good = checked.filter(~bad)
-    rejected = checked.filter(bad)
+    error_columns = [_ERR + c.field for c in checks] + [_ERR + "row"]
     rejects = rejected.unpivot(index=[LINE], on=error_columns, variable_name="field", value_name=Reject.REASON)
     rejects = rejects.filter(pl.col(Reject.REASON).is_not_null()).with_columns(
         pl.col("field").str.strip_prefix(_ERR)
     )
-    values = rejected.select(LINE, *[c for c in raw.columns if c not in (LINE, ROW_ERROR)]).unpivot(
-        index=[LINE], variable_name="field", value_name=Reject.VALUE
-    )
+    originals = [c for c in raw.columns if c not in (LINE, ROW_ERROR) and not c.startswith(_PARSED)]
+    values = rejected.select(LINE, *originals).unpivot(index=[LINE], variable_name="field", value_name=Reject.VALUE)
     rejects = rejects.join(values, on=[LINE, "field"], how="left").sort(LINE, maintain_order=True)
     return good, _as_rejects(rejects, source)
 
@@ -219,27 +238,28 @@ def _assign_generated_trade_ids(typed: pl.DataFrame, ctx: ValidationContext) -> 
 
 def validate_trades(raw: pl.DataFrame, ctx: ValidationContext, source: str) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Typed trades (TRADE_SCHEMA plus ``__line``) and rejects (REJECT_SCHEMA) for one chunk."""
-    raw = _with_missing_columns(raw, TRADE_SCHEMA)
+    numbers = (Trade.PRICE, Trade.QUANTITY, Trade.QUOTE_QUANTITY, Trade.FEE)
+    raw = _with_parsed(_with_missing_columns(raw, TRADE_SCHEMA), (Trade.TIMESTAMP,), numbers)
     required = tuple(c for c in TRADE_REQUIRED if not (c == Trade.TRADE_ID and ctx.generate_trade_ids))
-    errors = [
-        _timestamp_errors(Trade.TIMESTAMP, ctx),
-        _vocabulary_errors(Trade.SIDE, _SIDES, required=True),
-        _vocabulary_errors(Trade.MARKET_TYPE, _MARKETS, required=False),
-        _numeric_errors(Trade.PRICE, _text(Trade.PRICE), True, positive=True),
-        _numeric_errors(Trade.QUANTITY, _text(Trade.QUANTITY), True, positive=True),
-        _numeric_errors(Trade.QUOTE_QUANTITY, _text(Trade.QUOTE_QUANTITY), False, positive=True),
-        _numeric_errors(Trade.FEE, _text(Trade.FEE), False, positive=False),
-        *_required_errors(required, {Trade.TIMESTAMP, Trade.SIDE, Trade.PRICE, Trade.QUANTITY}),
+    checks = [
+        _timestamp_check(Trade.TIMESTAMP, ctx),
+        _vocabulary_check(Trade.SIDE, _SIDES, required=True),
+        _vocabulary_check(Trade.MARKET_TYPE, _MARKETS, required=False),
+        _numeric_check(Trade.PRICE, True, positive=True),
+        _numeric_check(Trade.QUANTITY, True, positive=True),
+        _numeric_check(Trade.QUOTE_QUANTITY, False, positive=True),
+        _numeric_check(Trade.FEE, False, positive=False),
+        *_required_checks(required, {Trade.TIMESTAMP, Trade.SIDE, Trade.PRICE, Trade.QUANTITY}),
     ]
-    good, rejects = _split(raw, errors, source)
+    good, rejects = _split(raw, checks, source)
     typed = good.select(
         pl.col(LINE),
         *[_text(c).alias(c) for c in (Trade.TRADE_ID, Trade.SYMBOL, Trade.BUYER_ID, Trade.SELLER_ID,
                                       Trade.BUYER_ORDER_ID, Trade.SELLER_ORDER_ID)],
-        parse_timestamp(pl.col(Trade.TIMESTAMP)).alias(Trade.TIMESTAMP),
+        _parsed(Trade.TIMESTAMP).alias(Trade.TIMESTAMP),
         _text(Trade.SIDE).str.to_lowercase().alias(Trade.SIDE),
         _text(Trade.MARKET_TYPE).str.to_lowercase().fill_null(MarketType.SPOT.value).alias(Trade.MARKET_TYPE),
-        *[parse_number(pl.col(c)).alias(c) for c in (Trade.PRICE, Trade.QUANTITY, Trade.QUOTE_QUANTITY, Trade.FEE)],
+        *[_parsed(c).alias(c) for c in numbers],
     )
     if ctx.generate_trade_ids:
         typed = _assign_generated_trade_ids(typed, ctx)
@@ -250,28 +270,29 @@ def validate_trades(raw: pl.DataFrame, ctx: ValidationContext, source: str) -> t
 
 def validate_orders(raw: pl.DataFrame, ctx: ValidationContext, source: str) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Typed order events (ORDER_SCHEMA plus ``__line``) and rejects (REJECT_SCHEMA) for one chunk."""
-    raw = _with_missing_columns(raw, ORDER_SCHEMA)
+    numbers = (Order.PRICE, Order.QUANTITY)
+    raw = _with_parsed(_with_missing_columns(raw, ORDER_SCHEMA), (Order.TIMESTAMP,), numbers)
     event = _text(Order.EVENT).str.to_lowercase()
     order_type = _text(Order.ORDER_TYPE).str.to_lowercase()
     needs_quantity = ~event.is_in([e.value for e in ORDER_EVENTS_WITHOUT_PRICE]).fill_null(False)
     needs_price = needs_quantity & (order_type != MARKET_ORDER_TYPE).fill_null(True)
-    errors = [
-        _timestamp_errors(Order.TIMESTAMP, ctx),
-        _vocabulary_errors(Order.SIDE, _SIDES, required=True),
-        _vocabulary_errors(Order.EVENT, _EVENTS, required=True),
-        _vocabulary_errors(Order.MARKET_TYPE, _MARKETS, required=False),
-        _numeric_errors(Order.PRICE, _text(Order.PRICE), needs_price, positive=True),
-        _numeric_errors(Order.QUANTITY, _text(Order.QUANTITY), needs_quantity, positive=True),
-        *_required_errors(ORDER_REQUIRED, {Order.TIMESTAMP, Order.SIDE, Order.EVENT}),
+    checks = [
+        _timestamp_check(Order.TIMESTAMP, ctx),
+        _vocabulary_check(Order.SIDE, _SIDES, required=True),
+        _vocabulary_check(Order.EVENT, _EVENTS, required=True),
+        _vocabulary_check(Order.MARKET_TYPE, _MARKETS, required=False),
+        _numeric_check(Order.PRICE, needs_price, positive=True),
+        _numeric_check(Order.QUANTITY, needs_quantity, positive=True),
+        *_required_checks(ORDER_REQUIRED, {Order.TIMESTAMP, Order.SIDE, Order.EVENT}),
     ]
-    good, rejects = _split(raw, errors, source)
+    good, rejects = _split(raw, checks, source)
     typed = good.select(
         pl.col(LINE),
         *[_text(c).alias(c) for c in (Order.ORDER_ID, Order.USER_ID, Order.SYMBOL)],
-        parse_timestamp(pl.col(Order.TIMESTAMP)).alias(Order.TIMESTAMP),
+        _parsed(Order.TIMESTAMP).alias(Order.TIMESTAMP),
         *[_text(c).str.to_lowercase().alias(c) for c in (Order.SIDE, Order.EVENT, Order.ORDER_TYPE)],
         _text(Order.MARKET_TYPE).str.to_lowercase().fill_null(MarketType.SPOT.value).alias(Order.MARKET_TYPE),
-        *[parse_number(pl.col(c)).alias(c) for c in (Order.PRICE, Order.QUANTITY)],
+        *[_parsed(c).alias(c) for c in numbers],
     )
     describe = pl.format(
         "event '{}' of order '{}' at {}", pl.col(Order.EVENT), pl.col(Order.ORDER_ID),
