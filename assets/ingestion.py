@@ -4,7 +4,7 @@ from datetime import date
 from pathlib import Path
 
 import polars as pl
-from dagster import AssetExecutionContext, AssetOut, Config, MetadataValue, Output, asset, multi_asset
+from dagster import AssetExecutionContext, AssetOut, Config, Failure, MetadataValue, Output, asset, multi_asset
 
 from assets.checks import check_specs, contract_check, rejects_ratio_check
 from assets.partitions import daily_partitions
@@ -33,10 +33,14 @@ def _raw(context: AssetExecutionContext, config: RawFilesConfig, settings: Setti
     paths = [Path(p) for p in config.paths] or files_for_day(landing, day, kind, cfg.partitions.landing_file_glob)
     options = ImportOptions(kind=kind, format=config.format, preset=config.preset, symbol=config.symbol,
                             mapping=dict(cfg.ingest.column_mapping))
+    if not paths and kind == TRADES:
+        # A day without its trade feed is an incident, not an empty day: fail loudly, store nothing.
+        raise Failure(f"no trades files for {day}: put them in {landing / day.isoformat()} "
+                      "(or name the files in the run config: ops.raw_trades.config.paths)")
+    if not paths:
+        context.log.warning(f"no {kind} files for {day} under {landing}: the stored {kind} are left as they are")
     frame = read_raw_files(paths, options, cfg)
     context.add_output_metadata({"files": MetadataValue.json([str(p) for p in paths]), "rows": frame.height})
-    if not paths:
-        context.log.warning(f"no {kind} files for {day} under {landing}")
     return frame
 
 

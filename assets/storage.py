@@ -17,6 +17,9 @@ def _store(context: AssetExecutionContext, kind: str, accepted: pl.DataFrame, re
     day = date.fromisoformat(context.partition_key)
     replace = db.replace_trades_partition if kind == TRADES else db.replace_orders_partition
     rejected = count_rejected_rows(rejects)
+    if accepted.height == 0 and rejected == 0:
+        # Nothing arrived for the day (e.g. no order feed): keep what is stored rather than wipe it.
+        return MaterializeResult(metadata={"rows_stored": 0, "rows_rejected": 0, "skipped": "no rows for the day"})
     # One transaction: the partition's rows, the import record and its rejects land together or not at all.
     with db.transaction() as conn:
         db.forget_partition_imports(day, kind, conn=conn)

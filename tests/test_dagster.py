@@ -152,3 +152,20 @@ def test_definitions_load_everything():
     assert repository.get_sensor_def("landing_folder_sensor")
     assert repository.get_schedule_def("nightly_batch_schedule")
     assert repository.get_job("ingestion_job")
+
+
+def test_a_day_without_trade_files_fails_and_without_orders_keeps_stored_orders(project: Path):
+    materialize(ASSETS, partition_key=DAY, resources=_resources(project))
+    (project / "landing" / DAY / "orders.csv").unlink()
+    orders_only = materialize(ASSETS, partition_key=DAY, resources=_resources(project),
+                              selection=["raw_orders", "validated_orders", "order_rejects", "stored_orders"])
+    assert orders_only.success
+    database = Database(f"sqlite:///{project / 'surveillance.db'}")
+    assert database.counts()["orders"] == 2  # kept, not wiped by an empty day
+    database.dispose()
+    (project / "landing" / DAY / "trades.csv").unlink()
+    result = materialize(ASSETS, partition_key=DAY, resources=_resources(project), raise_on_error=False,
+                         selection=["raw_trades"])
+    assert not result.success
+    failure = result.get_step_failure_events()[0].event_specific_data.error.message
+    assert f"no trades files for {DAY}" in failure

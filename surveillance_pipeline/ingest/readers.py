@@ -210,7 +210,7 @@ def _csv_batches(source: SourceFile, batch_rows: int) -> Iterator[pl.DataFrame]:
 
 
 def _approx_bytes(batch_rows: int) -> int:
-    return max(batch_rows * 100, 1 << 16)  # trade rows run ~60-150 bytes
+    return batch_rows * 100  # trade rows run ~60-150 bytes: chunks hold roughly batch_rows rows
 
 
 def _jsonl_batches(source: SourceFile, batch_rows: int) -> Iterator[pl.DataFrame]:

@@ -38,7 +38,10 @@ _MARKETS = [m.value for m in MarketType]
 
 
 class KeyTracker:
-    """Keys seen earlier in one file: how often, and on which line first (64-bit hashes of the keys)."""
+    """Keys seen earlier in one file: how often, and on which line first (64-bit hashes of the keys).
+
+    Memory is ~20 bytes per distinct key; new keys are appended without copying what is already held.
+    """
 
     def __init__(self) -> None:
         self._seen = pl.DataFrame(schema={"key": pl.UInt64, "count": pl.UInt32, "first_line": pl.Int64})
@@ -55,12 +58,15 @@ class KeyTracker:
             (pl.col("within") + pl.col("count").fill_null(0)).alias("occurrence"),
             pl.coalesce("first_line", "first_here").alias("first_line"),
         )
-        chunk = frame.group_by("key").agg(pl.len().cast(pl.UInt32).alias("count"), pl.col("line").min().alias("first_line"))
-        self._seen = (
-            pl.concat([self._seen, chunk])
-            .group_by("key")
-            .agg(pl.col("count").sum(), pl.col("first_line").min())
+        chunk = joined.group_by("key").agg(
+            (pl.len() + pl.col("count").first().fill_null(0)).cast(pl.UInt32).alias("count"),
+            pl.col("first_line").first().fill_null(pl.col("line").min()).alias("first_line"),
+            pl.col("count").first().is_not_null().alias("known"),
         )
+        known = chunk.filter(pl.col("known"))
+        if known.height:  # rare (duplicates): rewrite the held counts of those keys
+            self._seen = self._seen.filter(~pl.col("key").is_in(known.get_column("key").implode()))
+        self._seen.vstack(chunk.drop("known"), in_place=True)
         return result
 
 

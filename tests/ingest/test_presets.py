@@ -111,3 +111,15 @@ def test_ambiguous_header_asks_for_a_preset(tmp_path, settings):
         writer.writerow(["trade_id", "timestamp", "symbol", "side", "price", "quantity", "order_id", "user_id", "event"])
     with pytest.raises(InputFileError, match=r"matches several presets \(.*\); pass --preset"):
         validate_file(path, ImportOptions(), settings)
+
+
+def test_generated_ids_continue_across_chunks(tmp_path):
+    rows = "".join("ABC/BTC,1577836800000,2020-01-01T00:00:00.000Z,buy,0.0001,10,0.001\n" for _ in range(60))
+    path = tmp_path / "ABC_2020-01-01.csv"
+    path.write_text("symbol,timestamp,datetime,side,price,amount,btc_volume\n" + rows)
+    prepared = prepare_source(path, ImportOptions())
+    ctx = make_context(prepared, datetime(2009, 1, 3, tzinfo=UTC), 86_400)
+    chunks = [a for _, a, _ in iter_validated(prepared, ctx, 5)]
+    assert len(chunks) > 3
+    ids = [i for c in chunks for i in c["trade_id"]]
+    assert ids == [f"1577836800000000-{n}" for n in range(60)]
