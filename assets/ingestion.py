@@ -62,8 +62,7 @@ def _validated(context: AssetExecutionContext, raw: pl.DataFrame, kind: str, set
     day = date.fromisoformat(context.partition_key)
     db = database.get()
     existing = db.existing_trade_keys if kind == TRADES else db.existing_order_keys
-    options = ImportOptions(kind=kind, mapping=dict(cfg.ingest.column_mapping))
-    accepted, rejects = validate_partition(raw, day, kind, options, cfg,
+    accepted, rejects = validate_partition(raw, day, kind, cfg,
                                            existing_keys=lambda keys: existing(keys, exclude_day=day))
     rejected_rows = count_rejected_rows(rejects)
     reasons = rejects.group_by(Reject.FIELD, Reject.REASON).len().sort("len", descending=True).head(10)

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+from enum import StrEnum
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -27,6 +29,8 @@ err = Console(stderr=True, soft_wrap=True, highlight=False)
 
 
 def _settings(config: Path | None) -> Settings:
+    if config is not None:  # everything started from here (Dagster resources included) reads this file
+        os.environ["SURVEILLANCE_CONFIG"] = str(config.resolve())
     try:
         settings = load_settings(config)
     except ConfigError as exc:
@@ -97,11 +101,16 @@ def _import_options(kind, fmt, preset, mapping, symbol, strict) -> ImportOptions
     if preset and preset not in PRESETS:
         err.print(f"[red]unknown preset {preset!r}; known presets: {', '.join(sorted(PRESETS))}[/red]")
         raise typer.Exit(2)
-    return ImportOptions(kind=kind, format=fmt, preset=preset, mapping=_parse_mapping(mapping or []),
+    return ImportOptions(kind=kind.value if kind else None, format=fmt, preset=preset, mapping=_parse_mapping(mapping or []),
                          symbol=symbol, strict=strict, batch_rows=0)
 
 
-KindOption = Annotated[str | None, typer.Option("--kind", help="trades or orders (default: from the preset)")]
+class Kind(StrEnum):
+    trades = "trades"
+    orders = "orders"
+
+
+KindOption = Annotated[Kind | None, typer.Option("--kind", help="trades or orders (default: from the preset)")]
 FormatOption = Annotated[str | None, typer.Option("--format", help="csv, json, jsonl, xlsx or parquet")]
 PresetOption = Annotated[str | None, typer.Option("--preset", help=f"column preset: {', '.join(PRESETS)}")]
 MapOption = Annotated[list[str] | None, typer.Option("--map", help="column mapping TARGET=SOURCE (repeatable)")]

@@ -4,7 +4,8 @@ Naming rule for overrides: ``SURVEILLANCE__<SECTION>__<KEY>`` (upper case, doubl
 levels), e.g. ``SURVEILLANCE__INGEST__BATCH_ROWS=50000``. Values are parsed as YAML scalars/lists
 (``true``, ``42``, ``[a, b]``). A few conventional variables are honoured too: ``DATABASE_URL``,
 ``REDIS_URL``, ``MLFLOW_TRACKING_URI``. ``SURVEILLANCE_CONFIG`` points to another YAML file.
-Relative paths in the file are resolved against the project root (the folder holding ``config/``).
+Relative paths in the file are resolved against the project root: the folder holding ``config/`` when the
+file lies in a folder named ``config``, else the file's own folder.
 """
 from __future__ import annotations
 
@@ -118,6 +119,15 @@ class Settings(_Section):
         return url
 
 
+def _env_value(raw: str) -> Any:
+    """Numbers, booleans, lists and mappings are parsed as YAML; anything else (dates too) stays text."""
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else raw
+    except yaml.YAMLError:
+        return raw
+    return value if isinstance(value, (bool, int, float, list, dict)) or value is None else raw
+
+
 def _env_overrides(environ: dict[str, str]) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
     """Nested overrides from the environment, and which variable set each key."""
     overrides: dict[str, Any] = {}
@@ -127,7 +137,7 @@ def _env_overrides(environ: dict[str, str]) -> tuple[dict[str, Any], dict[tuple[
         node = overrides
         for key in keys[:-1]:
             node = node.setdefault(key, {})
-        node[keys[-1]] = yaml.safe_load(raw) if raw.strip() else raw
+        node[keys[-1]] = _env_value(raw)
         origins[keys] = variable
 
     for variable, keys in CONVENTIONAL_ENV.items():
@@ -167,7 +177,8 @@ def load_settings(path: Path | str | None = None, environ: dict[str, str] | None
         raise ConfigError(f"{config_path}: configuration file not found")
     overrides, origins = _env_overrides(environ)
     values = _merge(file_values, overrides)
-    values.setdefault("root", str(config_path.resolve().parent.parent))
+    folder = config_path.resolve().parent
+    values.setdefault("root", str(folder.parent if folder.name == "config" else folder))
     try:
         return Settings.model_validate(values)
     except ValidationError as exc:

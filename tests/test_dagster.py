@@ -114,23 +114,37 @@ def test_blocking_contract_check_fails_on_duplicates_and_nulls():
                                                  "1 duplicate keys ['symbol', 'trade_id']")
 
 
-def test_landing_sensor_requests_one_run_per_file_version(project: Path):
+def _tick(instance, cursor=None):
+    return landing_folder_sensor(build_sensor_context(instance=instance, cursor=cursor,
+                                                      resources={"settings": SettingsResource()}))
+
+
+def test_landing_sensor_requests_one_run_per_day_and_file_version(project: Path):
     instance = DagsterInstance.ephemeral()
-    context = build_sensor_context(instance=instance, resources={"settings": SettingsResource()})
-    first = landing_folder_sensor(context)
-    assert sorted((r.partition_key, Path(r.tags["landing_file"]).name) for r in first.run_requests) == [
-        (DAY, "orders.csv"), (DAY, "trades.csv")]
-    cursor = first.cursor
-    again = landing_folder_sensor(build_sensor_context(instance=instance, cursor=cursor,
-                                                       resources={"settings": SettingsResource()}))
+    first = _tick(instance)
+    assert [(r.partition_key, r.tags["landing_files"]) for r in first.run_requests] == [
+        (DAY, "orders.csv, trades.csv")]  # files of one day land together: one run
+    again = _tick(instance, first.cursor)
     assert not again.run_requests  # the same files are never processed twice
     trades = project / "landing" / DAY / "trades.csv"
     trades.write_text(TRADES + "t9,2026-03-02T11:00:00Z,BTCUSDT,buy,60000,0.5,a,b\n")
     os.utime(trades, ns=(trades.stat().st_atime_ns, trades.stat().st_mtime_ns + 1_000_000_000))
-    rewritten = landing_folder_sensor(build_sensor_context(instance=instance, cursor=again.cursor,
-                                                           resources={"settings": SettingsResource()}))
-    assert [r.partition_key for r in rewritten.run_requests] == [DAY]
-    assert json.loads(rewritten.cursor)[str(trades)] == rewritten.run_requests[0].run_key
+    rewritten = _tick(instance, again.cursor)
+    assert [(r.partition_key, r.tags["landing_files"]) for r in rewritten.run_requests] == [(DAY, "trades.csv")]
+    assert rewritten.run_requests[0].run_key != first.run_requests[0].run_key
+    assert json.loads(rewritten.cursor)[str(trades)].endswith(str(trades.stat().st_size))
+
+
+def test_landing_sensor_waits_for_days_that_are_not_partitions_yet(project: Path):
+    instance = DagsterInstance.ephemeral()
+    future = project / "landing" / "2099-01-01"
+    future.mkdir()
+    (future / "trades.csv").write_text(TRADES)
+    tick = _tick(instance)
+    assert [r.partition_key for r in tick.run_requests] == [DAY]
+    assert str(future / "trades.csv") not in json.loads(tick.cursor)  # retried until 2099-01-01 is a partition
+    later = _tick(instance, tick.cursor)
+    assert not later.run_requests and "2099-01-01: not a partition yet" in later.skip_reason.skip_message
 
 
 def test_nightly_schedule_runs_yesterday_once():

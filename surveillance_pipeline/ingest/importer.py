@@ -1,6 +1,8 @@
 """Preparing a file for import (format, preset, column mapping) and streaming it through validation."""
 from __future__ import annotations
 
+import csv
+import gzip
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -28,6 +30,7 @@ from surveillance_pipeline.ingest.presets import (
 )
 from surveillance_pipeline.ingest.readers import (
     LINE,
+    file_errors,
     ROW_ERROR,
     FileFormat,
     InputFileError,
@@ -121,20 +124,28 @@ class ValidationResult:
 
 
 def _first_csv_row(source: SourceFile) -> list[str]:
-    import csv
-    import gzip
-
     opener = gzip.open if source.compressed else open
-    with opener(source.path, "rt", encoding="utf-8", errors="replace", newline="") as handle:
+    with file_errors(source), opener(source.path, "rt", encoding="utf-8-sig", errors="replace", newline="") as handle:
         for row in csv.reader(handle):
-            return row
+            if any(field.strip() for field in row):
+                return [field.strip() for field in row]
     return []
+
+
+def _resolve(mapping: dict[str, str], header: tuple[str, ...]) -> dict[str, str]:
+    """Mapping sources matched to the header's own spelling (case-insensitive)."""
+    spelled = {}
+    for name in header:
+        spelled.setdefault(name.lower(), name)
+    return {target: spelled.get(source.lower(), source) for target, source in mapping.items()}
 
 
 def prepare_source(path: Path | str, options: ImportOptions) -> PreparedSource:
     """Detect the format and preset, build the column mapping, and check the required columns."""
     path = Path(path)
     source = detect_format(path, options.format)
+    if options.kind is not None and options.kind not in (TRADES, ORDERS):
+        raise InputFileError(f"{path}: kind must be '{TRADES}' or '{ORDERS}', got {options.kind!r}")
     preset = get_preset(options.preset) if options.preset else None
     if source.format == FileFormat.CSV:
         first = _first_csv_row(source)
@@ -149,13 +160,14 @@ def prepare_source(path: Path | str, options: ImportOptions) -> PreparedSource:
                 )
         if preset is not None and not preset.has_header:
             source = source.with_layout(False, preset.headerless_columns)
-    if source.format == FileFormat.CSV:
         header = tuple(first) if source.has_header else tuple(source.column_names or ())
     else:
         header = tuple(read_header(source))
-    if preset is None and not options.mapping:
+        if not header:
+            raise InputFileError(f"{path}: empty file (no records)")
+    if preset is None:
         preset = detect_preset(list(header), path, options.kind)
-        if preset is None:
+        if preset is None and not options.mapping:
             raise InputFileError(
                 f"{path}: no preset matches the columns ({', '.join(header)}); pass --preset NAME or map the "
                 "columns (--map price=PX_COLUMN ...)"
@@ -163,8 +175,7 @@ def prepare_source(path: Path | str, options: ImportOptions) -> PreparedSource:
     kind = options.kind or (preset.kind if preset else TRADES)
     if preset is not None and preset.kind != kind:
         raise InputFileError(f"{path}: preset {preset.name} reads {preset.kind}, not {kind}")
-    mapping = dict(preset.columns if preset else {})
-    mapping.update(options.mapping)
+    mapping = _resolve({**(preset.columns if preset else {}), **options.mapping}, header)
     prepared = PreparedSource(source, kind, preset, mapping, options.symbol, header)
     _check_required_columns(prepared)
     return prepared
@@ -218,20 +229,20 @@ def iter_raw(prepared: PreparedSource, batch_rows: int) -> Iterator[pl.DataFrame
         yield map_columns(batch, prepared, state)
 
 
-def make_context(prepared: PreparedSource, min_timestamp: datetime, max_future_seconds: int,
+def make_context(generate_trade_ids: bool, min_timestamp: datetime, max_future_seconds: int,
                  existing_keys: ExistingKeys | None = None, now: datetime | None = None) -> ValidationContext:
     now = now or datetime.now(timezone.utc)
     return ValidationContext(
         min_timestamp=min_timestamp,
         max_timestamp=now + timedelta(seconds=max_future_seconds),
-        generate_trade_ids=prepared.generate_trade_ids,
+        generate_trade_ids=generate_trade_ids,
         existing_keys=existing_keys,
     )
 
 
-def validate_chunk(raw: pl.DataFrame, prepared: PreparedSource, ctx: ValidationContext,
+def validate_chunk(raw: pl.DataFrame, kind: str, ctx: ValidationContext,
                    source_name: str) -> tuple[pl.DataFrame, pl.DataFrame]:
-    validate = validate_trades if prepared.kind == TRADES else validate_orders
+    validate = validate_trades if kind == TRADES else validate_orders
     return validate(raw, ctx, source_name)
 
 
@@ -240,5 +251,5 @@ def iter_validated(prepared: PreparedSource, ctx: ValidationContext,
     """(rows read, accepted rows, rejects) per chunk; accepted rows keep ``__line``."""
     name = str(prepared.source.path)
     for raw in iter_raw(prepared, batch_rows):
-        accepted, rejects = validate_chunk(raw, prepared, ctx, name)
+        accepted, rejects = validate_chunk(raw, prepared.kind, ctx, name)
         yield raw.height, accepted, rejects

@@ -16,7 +16,6 @@ from surveillance_pipeline.config import Settings
 from surveillance_pipeline.contract import ORDER_SCHEMA, REJECT_SCHEMA, TRADE_SCHEMA, Reject
 from surveillance_pipeline.ingest.importer import (
     ImportOptions,
-    PreparedSource,
     iter_raw,
     make_context,
     prepare_source,
@@ -27,7 +26,9 @@ from surveillance_pipeline.ingest.readers import LINE
 from surveillance_pipeline.ingest.validation import ExistingKeys, KeyTracker
 
 SOURCE = "__source"
+GENERATE_IDS = "__generate_trade_ids"
 _DAY = re.compile(r"(\d{4}-\d{2}-\d{2})")
+_ORDERS_WORD = re.compile(r"(?i)(^|[^a-z])orders?([^a-z]|$)")
 _IGNORED_SUFFIXES = (".tmp", ".part", ".crdownload")
 
 
@@ -46,7 +47,7 @@ class LandingFile:
 
 
 def kind_of(path: Path) -> str:
-    return ORDERS if "order" in path.name.lower() else TRADES
+    return ORDERS if _ORDERS_WORD.search(path.name) else TRADES
 
 
 def _day_of(path: Path, landing_dir: Path) -> date | None:
@@ -84,19 +85,21 @@ def files_for_day(landing_dir: Path, day: date, kind: str, pattern: str = "*") -
 
 
 def read_raw_files(paths: list[Path], options: ImportOptions, settings: Settings) -> pl.DataFrame:
-    """All rows of the files, mapped to contract names (strings), with ``__source`` and ``__line``."""
+    """All rows of the files, mapped to contract names (strings), with ``__source``, ``__line`` and
+    whether the file's trade ids are to be generated: everything validation needs, without the files."""
     frames = []
     batch_rows = options.batch_rows or settings.ingest.batch_rows
     for path in paths:
         prepared = prepare_source(path, options)
         for raw in iter_raw(prepared, batch_rows):
-            frames.append(raw.with_columns(pl.lit(str(path)).alias(SOURCE)))
+            frames.append(raw.with_columns(pl.lit(str(path)).alias(SOURCE),
+                                           pl.lit(prepared.generate_trade_ids).alias(GENERATE_IDS)))
     if not frames:
-        return pl.DataFrame(schema={SOURCE: pl.String, LINE: pl.Int64})
+        return pl.DataFrame(schema={SOURCE: pl.String, LINE: pl.Int64, GENERATE_IDS: pl.Boolean})
     return pl.concat(frames, how="diagonal_relaxed")
 
 
-def validate_partition(raw: pl.DataFrame, day: date, kind: str, options: ImportOptions, settings: Settings,
+def validate_partition(raw: pl.DataFrame, day: date, kind: str, settings: Settings,
                        existing_keys: ExistingKeys | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Typed rows of `day` and the rejects (with their source file) of a partition's raw rows.
 
@@ -106,15 +109,11 @@ def validate_partition(raw: pl.DataFrame, day: date, kind: str, options: ImportO
     keys = KeyTracker()  # duplicates are looked for across all files of the day
     start = datetime.combine(day, time(), tzinfo=timezone.utc)
     end = start + timedelta(days=1)
-    sources = raw.get_column(SOURCE).unique(maintain_order=True).to_list() if raw.height else []
-    for source in sources:
-        prepared: PreparedSource = prepare_source(Path(source), ImportOptions(
-            kind=kind, format=options.format, preset=options.preset, mapping=options.mapping, symbol=options.symbol))
-        ctx = make_context(prepared, settings.ingest.min_timestamp, settings.ingest.max_future_seconds,
+    for (source, generate_ids), rows in raw.group_by(SOURCE, GENERATE_IDS, maintain_order=True):
+        ctx = make_context(bool(generate_ids), settings.ingest.min_timestamp, settings.ingest.max_future_seconds,
                            existing_keys=existing_keys)
         ctx.keys = keys
-        rows = raw.filter(pl.col(SOURCE) == source).drop(SOURCE)
-        accepted, rejects = validate_chunk(rows, prepared, ctx, source)
+        accepted, rejects = validate_chunk(rows.drop(SOURCE, GENERATE_IDS), kind, ctx, source)
         stamp = accepted.get_column("timestamp")
         outside = (stamp < start) | (stamp >= end)
         if outside.any():

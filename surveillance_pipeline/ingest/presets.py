@@ -59,15 +59,20 @@ class Preset:
 
 
 # A market name is a base asset followed by a quote currency venues list markets in.
-_MARKET = re.compile(r"[A-Z0-9]{2,15}(USDT|USDC|FDUSD|BUSD|TUSD|USD|EUR|GBP|JPY|TRY|BRL|BTC|XBT|ETH|BNB|DAI)")
+_QUOTE = re.compile(r"USDT|USDC|FDUSD|BUSD|TUSD|USD|EUR|GBP|JPY|TRY|BRL|BTC|XBT|ETH|BNB|DAI")
+_MARKET = re.compile(rf"[A-Z][A-Z0-9]{{1,14}}({_QUOTE.pattern})")
 
 
 def symbol_from_filename(path: Path) -> str | None:
     """The market a single-symbol file is named after: binance_btcusdt-trades.parquet -> BTCUSDT."""
     stem = path.name.split(".")[0]
     stem = re.sub(r"(?i)[-_]?(trades?|aggtrades|deals)$", "", stem)
-    token = re.split(r"[_\-]", stem)[-1].upper() if stem else ""
-    return token if _MARKET.fullmatch(token) else None
+    tokens = [t.upper() for t in re.split(r"[_\-. ]", stem) if t]
+    markets = [t for t in tokens if _MARKET.fullmatch(t)]
+    if not markets:  # "BTC-USDT": one market in two tokens
+        markets = [a + b for a, b in zip(tokens, tokens[1:])
+                   if _QUOTE.fullmatch(b) and re.fullmatch(r"[A-Z][A-Z0-9]{1,9}", a)]
+    return markets[-1] if markets else None
 
 
 def _side_from_buyer_maker(flag_column: str) -> Derive:
@@ -245,10 +250,11 @@ def detect_preset(header: list[str], path: Path, kind: str | None = None) -> Pre
     When several match, the most specific (largest signature) wins if it is a strict superset of
     every other match; otherwise the choice is ambiguous and the caller must name a preset.
     """
-    columns = set(header)
+    columns = {name.lower() for name in header}
     matches = [
         p for p in PRESETS.values()
-        if p.detectable and p.has_header and p.signature and p.signature <= columns and (kind is None or p.kind == kind)
+        if p.detectable and p.has_header and p.signature and {c.lower() for c in p.signature} <= columns
+        and (kind is None or p.kind == kind)
     ]
     if not matches:
         return None

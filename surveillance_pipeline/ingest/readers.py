@@ -10,7 +10,8 @@ import csv
 import gzip
 import io
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 import polars as pl
 
 LINE = "__line"
+BOM = b"\xef\xbb\xbf"
 ROW_ERROR = "__row_error"  # set by a reader when a row's structure is broken (e.g. too many fields)
 
 
@@ -101,7 +103,7 @@ def _first_byte(path: Path, compressed: bool) -> bytes:
     try:
         with (gzip.open(path, "rb") if compressed else open(path, "rb")) as handle:
             for chunk in iter(lambda: handle.read(4096), b""):
-                stripped = chunk.lstrip()
+                stripped = chunk.removeprefix(BOM).lstrip()
                 if stripped:
                     return stripped[:1]
     except (OSError, EOFError, zlib.error):
@@ -116,17 +118,11 @@ def read_header(source: SourceFile) -> list[str]:
     return []
 
 
-def read_batches(source: SourceFile, batch_rows: int) -> Iterator[pl.DataFrame]:
-    """Stream the file as frames of at most `batch_rows` rows of strings plus ``__line``."""
-    readers = {
-        FileFormat.CSV: _csv_batches,
-        FileFormat.JSONL: _jsonl_batches,
-        FileFormat.JSON: _json_array_batches,
-        FileFormat.EXCEL: _excel_batches,
-        FileFormat.PARQUET: _parquet_batches,
-    }
+@contextmanager
+def file_errors(source: SourceFile) -> Iterator[None]:
+    """Turn the ways a file can be unreadable into one clear InputFileError naming the file."""
     try:
-        yield from readers[source.format](source, batch_rows)
+        yield
     except EOFError as exc:
         raise InputFileError(f"{source.path}: truncated compressed file ({exc})") from None
     except (zlib.error, gzip.BadGzipFile) as exc:
@@ -136,8 +132,33 @@ def read_batches(source: SourceFile, batch_rows: int) -> Iterator[pl.DataFrame]:
         raise InputFileError(f"{source.path}: not readable as {source.format.value}: {first_line}") from None
 
 
-def _as_strings(frame: pl.DataFrame, first_line: int) -> pl.DataFrame:
-    """Flatten struct columns to ``parent.child``, cast everything to strings and number the rows."""
+def read_batches(source: SourceFile, batch_rows: int) -> Iterator[pl.DataFrame]:
+    """Stream the file as frames of at most `batch_rows` rows of strings plus ``__line``."""
+    readers = {
+        FileFormat.CSV: _csv_batches,
+        FileFormat.JSONL: _jsonl_batches,
+        FileFormat.JSON: _json_array_batches,
+        FileFormat.EXCEL: _excel_batches,
+        FileFormat.PARQUET: _parquet_batches,
+    }
+    with file_errors(source):
+        yield from readers[source.format](source, batch_rows)
+
+
+def _as_text(name: str, dtype: pl.DataType) -> pl.Expr:
+    if isinstance(dtype, pl.List):
+        if dtype.inner == pl.String:
+            return pl.col(name).list.join(",")
+        # lists of numbers or objects (e.g. ccxt "fees"): kept as their JSON text
+        return pl.struct(pl.col(name)).struct.json_encode().str.replace(r'^\{"[^"]*":(.*)\}$', "$1")
+    return pl.col(name).cast(pl.String)
+
+
+def _as_strings(frame: pl.DataFrame, lines: int | Sequence[int]) -> pl.DataFrame:
+    """Flatten struct columns to ``parent.child``, cast everything to strings and number the rows.
+
+    `lines` is the first row's line number (rows on consecutive lines) or every row's line number.
+    """
     while any(isinstance(dtype, pl.Struct) for dtype in frame.dtypes):
         columns = []
         for name, dtype in frame.schema.items():
@@ -148,16 +169,35 @@ def _as_strings(frame: pl.DataFrame, first_line: int) -> pl.DataFrame:
             else:
                 columns.append(pl.col(name))
         frame = frame.select(columns)
-    casts = [
-        pl.col(name).cast(pl.String) if not isinstance(dtype, pl.List) else pl.col(name).list.join(",").alias(name)
-        for name, dtype in frame.schema.items()
-    ]
-    return frame.select(casts).with_columns(
-        pl.int_range(first_line, first_line + frame.height, dtype=pl.Int64).alias(LINE)
-    )
+    frame = frame.select(_as_text(name, dtype).alias(name.strip()) for name, dtype in frame.schema.items())
+    if isinstance(lines, int):
+        numbers = pl.int_range(lines, lines + frame.height, dtype=pl.Int64)
+    else:
+        numbers = pl.Series(LINE, list(lines), dtype=pl.Int64)
+    return frame.with_columns(numbers.alias(LINE))
 
 
-def _csv_frame(header: bytes, lines: list[bytes], source: SourceFile, first_line: int) -> pl.DataFrame:
+def _records(lines: list[bytes], first_line: int) -> tuple[list[bytes], list[int]]:
+    """The chunk's lines without blank lines between records, and each record's first line number.
+
+    A record continues on the next line while a quoted field is open (an odd number of quotes so far).
+    """
+    data = b"".join(lines)
+    if b'"' not in data and b"\n\n" not in data and b"\n\r\n" not in data and lines[0].strip():
+        return lines, list(range(first_line, first_line + len(lines)))
+    kept, starts, inside = [], [], False
+    for offset, line in enumerate(lines):
+        if not inside:
+            if not line.strip():
+                continue
+            starts.append(first_line + offset)
+        kept.append(line)
+        if line.count(b'"') % 2:
+            inside = not inside
+    return kept, starts
+
+
+def _csv_frame(header: bytes, lines: list[bytes], starts: list[int], source: SourceFile) -> pl.DataFrame:
     try:
         frame = pl.read_csv(
             io.BytesIO(header + b"".join(lines)),
@@ -166,26 +206,36 @@ def _csv_frame(header: bytes, lines: list[bytes], source: SourceFile, first_line
             new_columns=list(source.column_names) if source.column_names else None,
         )
     except pl.exceptions.ComputeError:
-        # A malformed row (more fields than the header) fails the whole chunk in polars: parse the
-        # chunk with the csv module instead so that only the malformed rows are rejected.
-        return _csv_frame_tolerant(header, lines, source, first_line)
-    return _as_strings(frame, first_line)
+        # A malformed row (more fields than the header, bytes that are not UTF-8) fails the whole chunk
+        # in polars: parse the chunk with the csv module instead so that only those rows are rejected.
+        return _csv_frame_tolerant(header, lines, starts, source)
+    if frame.height != len(starts):  # polars and the quote scan disagree: let the csv module decide
+        return _csv_frame_tolerant(header, lines, starts, source)
+    return _as_strings(frame, starts)
 
 
-def _csv_frame_tolerant(header: bytes, lines: list[bytes], source: SourceFile, first_line: int) -> pl.DataFrame:
-    text = [line.decode("utf-8", errors="replace") for line in lines]
+def _decode(line: bytes) -> tuple[str, str | None]:
+    try:
+        return line.decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        return line.decode("utf-8", errors="replace"), f"not UTF-8 text (byte 0x{line[exc.start]:02x} at column {exc.start + 1})"
+
+
+def _csv_frame_tolerant(header: bytes, lines: list[bytes], starts: list[int], source: SourceFile) -> pl.DataFrame:
     names = list(source.column_names) if source.column_names else None
     if names is None:
-        names = next(csv.reader([header.decode("utf-8", errors="replace")]))
-    rows, errors, numbers = [], [], []
-    for offset, record in enumerate(csv.reader(text)):
-        numbers.append(first_line + offset)
-        if len(record) > len(names):
-            errors.append(f"expected {len(names)} fields, found {len(record)}")
-            rows.append([None] * len(names))
-        else:
-            errors.append(None)
-            rows.append(record + [None] * (len(names) - len(record)))
+        names = [name.strip() for name in next(csv.reader([header.decode("utf-8", errors="replace")]))]
+    decoded = [_decode(line) for line in lines]
+    rows, errors = [], []
+    position = 0  # which physical line each record starts on, to attribute decoding errors
+    for record in csv.reader(text for text, _ in decoded):
+        problem = decoded[min(position, len(decoded) - 1)][1]
+        position += 1 + sum(field.count("\n") for field in record)
+        if problem is None and len(record) > len(names):
+            problem = f"expected {len(names)} fields, found {len(record)}"
+        errors.append(problem)
+        rows.append([None] * len(names) if problem else record + [None] * (len(names) - len(record)))
+    numbers = starts[: len(rows)] + [starts[-1]] * max(0, len(rows) - len(starts))
     frame = pl.DataFrame(rows, schema={name: pl.String for name in names}, orient="row")
     return frame.with_columns(
         pl.Series(LINE, numbers, dtype=pl.Int64), pl.Series(ROW_ERROR, errors, dtype=pl.String)
@@ -193,20 +243,30 @@ def _csv_frame_tolerant(header: bytes, lines: list[bytes], source: SourceFile, f
 
 
 def _csv_batches(source: SourceFile, batch_rows: int) -> Iterator[pl.DataFrame]:
-    # Line-chunked reading of a byte stream: works the same for plain and gzip files, and never
-    # holds more than one chunk in memory.
-    header_lines = 1 if source.has_header else 0
+    # Line-chunked reading of a byte stream: works the same for plain and gzip files, and never holds
+    # more than one chunk in memory. A chunk is extended until no quoted field is left open.
     with _open_binary(source) as handle:
-        header = handle.readline() if source.has_header else b""
+        header = handle.readline().removeprefix(BOM) if source.has_header else b""
         if source.has_header and not header.strip():
             raise InputFileError(f"{source.path}: empty file (no header line)")
-        next_line = 1 + header_lines
+        line_number = 1 if source.has_header else 0
+        first_chunk = True
         while True:
             lines = handle.readlines(_approx_bytes(batch_rows))
             if not lines:
                 return
-            yield _csv_frame(header, lines, source, next_line)
-            next_line += len(lines)
+            if first_chunk and not source.has_header:
+                lines[0] = lines[0].removeprefix(BOM)
+            first_chunk = False
+            while sum(line.count(b'"') for line in lines) % 2:
+                more = handle.readline()
+                if not more:
+                    break
+                lines.append(more)
+            kept, starts = _records(lines, line_number + 1)
+            line_number += len(lines)
+            if kept:
+                yield _csv_frame(header, kept, starts, source)
 
 
 def _approx_bytes(batch_rows: int) -> int:
@@ -220,20 +280,19 @@ def _jsonl_batches(source: SourceFile, batch_rows: int) -> Iterator[pl.DataFrame
             lines = handle.readlines(_approx_bytes(batch_rows))
             if not lines:
                 return
-            frame = pl.read_ndjson(io.BytesIO(b"".join(lines)), infer_schema_length=None)
-            blank = [i for i, line in enumerate(lines) if not line.strip()]
-            strings = _as_strings(frame, next_line)
-            if blank:  # blank lines are skipped by the parser: renumber to the real line numbers
-                real = [next_line + i for i, line in enumerate(lines) if line.strip()]
-                strings = strings.with_columns(pl.Series(LINE, real, dtype=pl.Int64))
-            yield strings
+            if next_line == 1:
+                lines[0] = lines[0].removeprefix(BOM)
+            numbers = [next_line + i for i, line in enumerate(lines) if line.strip()]
             next_line += len(lines)
+            if numbers:  # blank lines are skipped; rows keep their real line numbers
+                frame = pl.read_ndjson(io.BytesIO(b"".join(lines)), infer_schema_length=None)
+                yield _as_strings(frame, numbers)
 
 
 def _json_array_batches(source: SourceFile, batch_rows: int) -> Iterator[pl.DataFrame]:
     # A JSON array is one document: it is parsed whole (use JSON lines for very large files).
     with _open_binary(source) as handle:
-        data = handle.read()
+        data = handle.read().removeprefix(BOM)
     frame = pl.read_json(io.BytesIO(data), infer_schema_length=None)
     for offset in range(0, frame.height, batch_rows):
         yield _as_strings(frame.slice(offset, batch_rows), offset + 1)

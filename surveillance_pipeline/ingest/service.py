@@ -48,6 +48,11 @@ class RejectsFile:
             rejects.write_csv(handle, include_header=self._rows == 0)
         self._rows += rejects.height
 
+    def read_batches(self, rows: int = 100_000):
+        """All rejects appended so far, in batches (the file may be larger than what is kept in memory)."""
+        if self._rows:
+            yield from pl.scan_csv(self._tmp, schema=REJECT_SCHEMA).collect_batches(chunk_size=rows)
+
     def commit(self) -> Path | None:
         if not self._rows:
             return None
@@ -70,7 +75,7 @@ def validate_file(path: Path | str, options: ImportOptions, settings: Settings,
     """Validate a file without storing it: counts and reasons only."""
     options = _options_with_defaults(options, settings)
     prepared = prepare_source(path, options)
-    ctx = make_context(prepared, settings.ingest.min_timestamp, settings.ingest.max_future_seconds)
+    ctx = make_context(prepared.generate_trade_ids, settings.ingest.min_timestamp, settings.ingest.max_future_seconds)
     result = _new_result(prepared, options)
     for rows_read, accepted, rejects in iter_validated(prepared, ctx, options.batch_rows):
         result.add(rows_read, accepted.height, rejects)
@@ -101,7 +106,7 @@ def import_file(path: Path | str, options: ImportOptions, settings: Settings, da
     try:
         with database.transaction() as conn:
             existing = database.existing_trade_keys if prepared.kind == TRADES else database.existing_order_keys
-            ctx = make_context(prepared, settings.ingest.min_timestamp, settings.ingest.max_future_seconds,
+            ctx = make_context(prepared.generate_trade_ids, settings.ingest.min_timestamp, settings.ingest.max_future_seconds,
                                existing_keys=lambda keys: existing(keys, conn=conn))
             insert = database.insert_trades if prepared.kind == TRADES else database.insert_orders
             import_id = database.start_import(str(prepared.source.path), prepared.kind, conn=conn)
@@ -139,6 +144,7 @@ def _record_strict_rejection(database: Database, prepared: PreparedSource, resul
     # The data transaction rolled back; the bookkeeping of the refusal is kept in its own transaction.
     with database.transaction() as conn:
         import_id = database.start_import(str(prepared.source.path), prepared.kind, conn=conn)
-        database.insert_rejects(import_id, result.rejects.cast(REJECT_SCHEMA), conn=conn)
+        for rejects in rejects_file.read_batches():
+            database.insert_rejects(import_id, rejects, conn=conn)
         database.finish_import(import_id, result.rows_read, 0, result.rows_read, "rejected", conn=conn)
     result.import_id = import_id

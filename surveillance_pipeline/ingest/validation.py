@@ -260,8 +260,9 @@ def validate_trades(raw: pl.DataFrame, ctx: ValidationContext, source: str) -> t
     good, rejects = _split(raw, checks, source)
     typed = good.select(
         pl.col(LINE),
-        *[_text(c).alias(c) for c in (Trade.TRADE_ID, Trade.SYMBOL, Trade.BUYER_ID, Trade.SELLER_ID,
+        *[_text(c).alias(c) for c in (Trade.TRADE_ID, Trade.BUYER_ID, Trade.SELLER_ID,
                                       Trade.BUYER_ORDER_ID, Trade.SELLER_ORDER_ID)],
+        _text(Trade.SYMBOL).str.to_uppercase().alias(Trade.SYMBOL),
         _parsed(Trade.TIMESTAMP).alias(Trade.TIMESTAMP),
         _text(Trade.SIDE).str.to_lowercase().alias(Trade.SIDE),
         _text(Trade.MARKET_TYPE).str.to_lowercase().fill_null(MarketType.SPOT.value).alias(Trade.MARKET_TYPE),
@@ -294,7 +295,8 @@ def validate_orders(raw: pl.DataFrame, ctx: ValidationContext, source: str) -> t
     good, rejects = _split(raw, checks, source)
     typed = good.select(
         pl.col(LINE),
-        *[_text(c).alias(c) for c in (Order.ORDER_ID, Order.USER_ID, Order.SYMBOL)],
+        *[_text(c).alias(c) for c in (Order.ORDER_ID, Order.USER_ID)],
+        _text(Order.SYMBOL).str.to_uppercase().alias(Order.SYMBOL),
         _parsed(Order.TIMESTAMP).alias(Order.TIMESTAMP),
         *[_text(c).str.to_lowercase().alias(c) for c in (Order.SIDE, Order.EVENT, Order.ORDER_TYPE)],
         _text(Order.MARKET_TYPE).str.to_lowercase().fill_null(MarketType.SPOT.value).alias(Order.MARKET_TYPE),

@@ -20,7 +20,7 @@ PUMPS = sorted((FIXTURES / "pumps").glob("*.csv.gz"))
 
 def _accepted(path: Path, **options):
     prepared = prepare_source(path, ImportOptions(**options))
-    ctx = make_context(prepared, datetime(2009, 1, 3, tzinfo=UTC), 86_400)
+    ctx = make_context(prepared.generate_trade_ids, datetime(2009, 1, 3, tzinfo=UTC), 86_400)
     frames = [accepted for _, accepted, _ in iter_validated(prepared, ctx, 1_000)]
     return prepared, frames[0].vstack(*frames[1:]) if len(frames) > 1 else frames[0]
 
@@ -60,7 +60,7 @@ def test_kraken_sides_follow_the_tick_rule():
 def test_tick_rule_carries_across_chunks():
     _, small = _accepted(SAMPLES / "kraken_trades_csv_BCHEUR.csv")
     prepared = prepare_source(SAMPLES / "kraken_trades_csv_BCHEUR.csv", ImportOptions())
-    ctx = make_context(prepared, datetime(2009, 1, 3, tzinfo=UTC), 86_400)
+    ctx = make_context(prepared.generate_trade_ids, datetime(2009, 1, 3, tzinfo=UTC), 86_400)
     chunked = [a for _, a, _ in iter_validated(prepared, ctx, 7)]
     assert sum(len(c) for c in chunked) == small.height
     assert [s for c in chunked for s in c["side"]] == small["side"].to_list()
@@ -118,7 +118,7 @@ def test_generated_ids_continue_across_chunks(tmp_path):
     path = tmp_path / "ABC_2020-01-01.csv"
     path.write_text("symbol,timestamp,datetime,side,price,amount,btc_volume\n" + rows)
     prepared = prepare_source(path, ImportOptions())
-    ctx = make_context(prepared, datetime(2009, 1, 3, tzinfo=UTC), 86_400)
+    ctx = make_context(prepared.generate_trade_ids, datetime(2009, 1, 3, tzinfo=UTC), 86_400)
     chunks = [a for _, a, _ in iter_validated(prepared, ctx, 5)]
     assert len(chunks) > 3
     ids = [i for c in chunks for i in c["trade_id"]]
