@@ -27,15 +27,15 @@ def check_specs(kind: str) -> list[AssetCheckSpec]:
     ]
 
 
-def contract_check(kind: str, frame: pl.DataFrame) -> AssetCheckResult:
+def contract_check(kind: str, frame: pl.DataFrame | pl.LazyFrame) -> AssetCheckResult:
     problems = contract_problems(frame, *_CONTRACT[kind])
     return AssetCheckResult(check_name=f"validated_{kind}_check", asset_key=f"validated_{kind}",
-                            passed=not problems,
-                            metadata={"rows": frame.height, "problems": "; ".join(problems) or "none"})
+                            passed=not problems, metadata={"problems": "; ".join(problems) or "none"})
 
 
-def rejects_ratio_check(kind: str, accepted: pl.DataFrame, rejects: pl.DataFrame, limit: float) -> AssetCheckResult:
-    share, rejected = rejected_share(accepted.height, rejects)
+def rejects_ratio_check(kind: str, accepted_rows: int, rejects: pl.DataFrame | pl.LazyFrame,
+                        limit: float) -> AssetCheckResult:
+    share, rejected = rejected_share(accepted_rows, rejects)
     return AssetCheckResult(check_name=f"{kind[:-1]}_rejects_ratio_check", asset_key=f"{kind[:-1]}_rejects",
                             passed=share <= limit, severity=AssetCheckSeverity.WARN,
                             metadata={"rejected_share": round(share, 6), "rejected_rows": rejected, "limit": limit})

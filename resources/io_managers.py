@@ -1,5 +1,8 @@
-"""Parquet files per asset and partition for intermediate polars frames, written atomically."""
+"""Parquet files per asset and partition for the frames between assets, written atomically.
 
+An asset may return a polars DataFrame or a LazyFrame (streamed to the file without loading it whole);
+an input annotated as `pl.LazyFrame` is given a scan of the files instead of loaded rows.
+"""
 import os
 from pathlib import Path
 
@@ -10,7 +13,7 @@ from surveillance_pipeline.config import load_settings
 
 
 class PolarsParquetIOManager(ConfigurableIOManager):
-    """Stores a polars DataFrame as `<base_dir>/<asset key>/<partition>.parquet` (or `data.parquet`)."""
+    """Stores frames as `<base_dir>/<asset key>/<partition>.parquet` (or `data.parquet` when unpartitioned)."""
 
     base_dir: str | None = None  # None: the configured paths.warehouse_dir
 
@@ -23,24 +26,30 @@ class PolarsParquetIOManager(ConfigurableIOManager):
     def _path(self, context: InputContext | OutputContext, partition_key: str | None) -> Path:
         return self._root().joinpath(*context.asset_key.path) / f"{partition_key or 'data'}.parquet"
 
-    def handle_output(self, context: OutputContext, obj: pl.DataFrame) -> None:
+    def handle_output(self, context: OutputContext, obj: pl.DataFrame | pl.LazyFrame) -> None:
         if obj is None:
             return
-        if not isinstance(obj, pl.DataFrame):
-            raise TypeError(f"{context.asset_key.to_user_string()}: expected a polars DataFrame, got {type(obj).__name__}")
+        if not isinstance(obj, (pl.DataFrame, pl.LazyFrame)):
+            raise TypeError(f"{context.asset_key.to_user_string()}: expected a polars frame, got {type(obj).__name__}")
         partition = context.asset_partition_key if context.has_asset_partitions else None
         path = self._path(context, partition)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
-        obj.write_parquet(tmp)
+        if isinstance(obj, pl.LazyFrame):
+            obj.sink_parquet(tmp)
+            rows = pl.scan_parquet(tmp).select(pl.len()).collect().item()
+        else:
+            obj.write_parquet(tmp)
+            rows = obj.height
         os.replace(tmp, path)  # readers never see half a file; a re-run replaces the partition
-        context.add_output_metadata({"path": str(path), "rows": obj.height})
+        context.add_output_metadata({"path": str(path), "rows": rows})
 
-    def load_input(self, context: InputContext) -> pl.DataFrame:
+    def load_input(self, context: InputContext) -> pl.DataFrame | pl.LazyFrame:
         partitions = context.asset_partition_keys if context.has_asset_partitions else [None]
         paths = [self._path(context, key) for key in partitions]
         missing = [str(p) for p in paths if not p.exists()]
         if missing:
             shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
             raise FileNotFoundError(f"{context.asset_key.to_user_string()}: not materialised yet ({shown})")
-        return pl.concat([pl.read_parquet(p) for p in paths], how="vertical")
+        scan = pl.scan_parquet(paths)
+        return scan if context.dagster_type.typing_type is pl.LazyFrame else scan.collect()

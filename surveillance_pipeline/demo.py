@@ -5,6 +5,7 @@ import os
 import shutil
 from pathlib import Path
 
+import polars as pl
 from rich.console import Console
 
 from surveillance_pipeline.config import Settings
@@ -57,7 +58,7 @@ def run_demo(settings: Settings, out_dir: Path, seed: int, console: Console) -> 
         status = "passed" if check.passed else f"FAILED ({check.severity.value})"
         console.print(f"   check {check.check_name:<28} {status}")
 
-    rejects = result.output_for_node("validated_trades", "trade_rejects")
+    rejects = pl.read_parquet(settings.resolve(settings.paths.warehouse_dir) / "trade_rejects" / f"{day}.parquet")
     for row in rejects.head(5).iter_rows(named=True):
         console.print(f"   rejected {Path(row['source']).name}:{row['line']}: {row['field']}: {row['reason']}")
     database = Database(settings.database_url)

@@ -76,7 +76,7 @@ def test_partition_materialises_idempotently(project: Path):
     assert trades["timestamp"][1] == datetime(2026, 3, 2, 10, 0, 1, 250000, tzinfo=timezone.utc)
     counts = database.counts()
     assert (counts["orders"], counts["imports"], counts["rejected_rows"]) == (2, 2, 2)  # re-run replaced the records
-    rejects = result.output_for_node("validated_trades", "trade_rejects")
+    rejects = pl.read_parquet(project / "warehouse" / "trade_rejects" / f"{DAY}.parquet")
     assert rejects.select("line", "field", "reason").rows() == [
         (4, "price", "must be a finite number > 0, got -1"),
         (5, "timestamp", "not on the partition's day 2026-03-02 (UTC)"),
@@ -96,8 +96,8 @@ def test_rows_already_stored_on_another_day_are_rejected(project: Path):
     (other / "trades.csv").write_text(TRADE_HEADER + "t1,2026-03-03T10:00:00Z,BTCUSDT,buy,60000,0.5,a,b\n")
     result = materialize(ASSETS[:5:2] + ASSETS[4:5], partition_key="2026-03-03", resources=_resources(project),
                          selection=["raw_trades", "validated_trades", "trade_rejects", "stored_trades"])
-    rejects = result.output_for_node("validated_trades", "trade_rejects")
-    assert rejects["reason"].to_list() == ["trade_id 't1' for symbol BTCUSDT is already stored"]
+    rejects = pl.read_parquet(project / "warehouse" / "trade_rejects" / "2026-03-03.parquet")
+    assert result.success and rejects["reason"].to_list() == ["trade_id 't1' for symbol BTCUSDT is already stored"]
 
 
 def test_blocking_contract_check_fails_on_duplicates_and_nulls():

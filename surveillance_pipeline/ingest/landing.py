@@ -22,8 +22,8 @@ from surveillance_pipeline.ingest.importer import (
     validate_chunk,
 )
 from surveillance_pipeline.ingest.presets import ORDERS, TRADES
-from surveillance_pipeline.ingest.readers import LINE
-from surveillance_pipeline.ingest.validation import ExistingKeys, KeyTracker
+from surveillance_pipeline.ingest.readers import LINE, ROW_ERROR
+from surveillance_pipeline.ingest.validation import ExistingKeys, KeyTracker, ValidationContext
 
 SOURCE = "__source"
 GENERATE_IDS = "__generate_trade_ids"
@@ -84,48 +84,79 @@ def files_for_day(landing_dir: Path, day: date, kind: str, pattern: str = "*") -
     return [f.path for f in discover_landing_files(landing_dir, pattern) if f.day == day and f.kind == kind]
 
 
-def read_raw_files(paths: list[Path], options: ImportOptions, settings: Settings) -> pl.DataFrame:
-    """All rows of the files, mapped to contract names (strings), with ``__source``, ``__line`` and
-    whether the file's trade ids are to be generated: everything validation needs, without the files."""
-    frames = []
+class PartWriter:
+    """Numbered Parquet parts in a folder: a day's rows written chunk by chunk, read back as one scan."""
+
+    def __init__(self, folder: Path, schema: dict[str, pl.DataType]) -> None:
+        self.folder, self.schema, self.rows, self._parts = folder, schema, 0, 0
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def write(self, frame: pl.DataFrame) -> None:
+        if frame.height:
+            frame.select(list(self.schema)).cast(self.schema).write_parquet(self.folder / f"part-{self._parts:05d}.parquet")
+            self._parts += 1
+            self.rows += frame.height
+
+    def scan(self) -> pl.LazyFrame:
+        if not self._parts:
+            return pl.LazyFrame(schema=self.schema)
+        return pl.scan_parquet(self.folder / "part-*.parquet")
+
+
+def raw_schema(kind: str) -> dict[str, pl.DataType]:
+    """Columns of a staged raw day: the contract's columns as text, plus where each row came from."""
+    contract = TRADE_SCHEMA if kind == TRADES else ORDER_SCHEMA
+    return {**{c: pl.String() for c in contract}, LINE: pl.Int64(), ROW_ERROR: pl.String(), SOURCE: pl.String(),
+            GENERATE_IDS: pl.Boolean()}
+
+
+def stage_raw_files(paths: list[Path], options: ImportOptions, settings: Settings, folder: Path) -> PartWriter:
+    """Write every row of the files, mapped to contract names (text), as Parquet parts under `folder`,
+    with ``__source``, ``__line`` and whether trade ids are generated: all that validation needs later,
+    without reading the files again. Memory is bounded by one chunk."""
+    kind = options.kind or TRADES
+    parts = PartWriter(folder, raw_schema(kind))
     batch_rows = options.batch_rows or settings.ingest.batch_rows
     for path in paths:
         prepared = prepare_source(path, options)
         for raw in iter_raw(prepared, batch_rows):
-            frames.append(raw.with_columns(pl.lit(str(path)).alias(SOURCE),
-                                           pl.lit(prepared.generate_trade_ids).alias(GENERATE_IDS)))
-    if not frames:
-        return pl.DataFrame(schema={SOURCE: pl.String, LINE: pl.Int64, GENERATE_IDS: pl.Boolean})
-    return pl.concat(frames, how="diagonal_relaxed")
+            missing = [pl.lit(None, dtype).alias(c) for c, dtype in parts.schema.items() if c not in raw.columns]
+            parts.write(raw.with_columns(*missing).with_columns(
+                pl.lit(str(path)).alias(SOURCE), pl.lit(prepared.generate_trade_ids).alias(GENERATE_IDS)))
+    return parts
 
 
-def validate_partition(raw: pl.DataFrame, day: date, kind: str, settings: Settings,
-                       existing_keys: ExistingKeys | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Typed rows of `day` and the rejects (with their source file) of a partition's raw rows.
-
-    Rows dated on another day are rejected: a file in a day's landing place must hold that day.
-    """
-    accepted_parts, reject_parts = [], [pl.DataFrame(schema=REJECT_SCHEMA)]
-    keys = KeyTracker()  # duplicates are looked for across all files of the day
+def _off_day(accepted: pl.DataFrame, source: str, day: date) -> tuple[pl.Series, pl.DataFrame]:
     start = datetime.combine(day, time(), tzinfo=timezone.utc)
-    end = start + timedelta(days=1)
-    for (source, generate_ids), rows in raw.group_by(SOURCE, GENERATE_IDS, maintain_order=True):
-        ctx = make_context(bool(generate_ids), settings.ingest.min_timestamp, settings.ingest.max_future_seconds,
-                           existing_keys=existing_keys)
-        ctx.keys = keys
-        accepted, rejects = validate_chunk(rows.drop(SOURCE, GENERATE_IDS), kind, ctx, source)
-        stamp = accepted.get_column("timestamp")
-        outside = (stamp < start) | (stamp >= end)
-        if outside.any():
-            moved = accepted.filter(outside).select(
-                pl.lit(source).alias(Reject.SOURCE), pl.col(LINE).alias(Reject.LINE),
-                pl.lit("timestamp").alias(Reject.FIELD),
-                pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S%.fZ").alias(Reject.VALUE),
-                pl.lit(f"not on the partition's day {day.isoformat()} (UTC)").alias(Reject.REASON),
-            ).cast(REJECT_SCHEMA)
-            rejects = pl.concat([rejects, moved]).sort(Reject.LINE)
-            accepted = accepted.filter(~outside)
-        accepted_parts.append(accepted.drop(LINE))
-        reject_parts.append(rejects)
-    empty = pl.DataFrame(schema=TRADE_SCHEMA if kind == TRADES else ORDER_SCHEMA)
-    return pl.concat([empty, *accepted_parts]), pl.concat(reject_parts)
+    stamp = accepted.get_column("timestamp")
+    outside = (stamp < start) | (stamp >= start + timedelta(days=1))
+    moved = accepted.filter(outside).select(
+        pl.lit(source).alias(Reject.SOURCE), pl.col(LINE).alias(Reject.LINE),
+        pl.lit("timestamp").alias(Reject.FIELD),
+        pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S%.fZ").alias(Reject.VALUE),
+        pl.lit(f"not on the partition's day {day.isoformat()} (UTC)").alias(Reject.REASON),
+    ).cast(REJECT_SCHEMA)
+    return outside, moved
+
+
+def validate_staged(raw: pl.LazyFrame, day: date, kind: str, settings: Settings, accepted: PartWriter,
+                    rejects: PartWriter, existing_keys: ExistingKeys | None = None) -> None:
+    """Validate a staged raw day chunk by chunk into `accepted` (typed rows of `day`) and `rejects`.
+
+    Duplicates are looked for across all files of the day. Rows dated on another day are rejected:
+    a file in a day's landing place must hold that day.
+    """
+    keys = KeyTracker()
+    contexts: dict[tuple[str, bool], ValidationContext] = {}
+    for chunk in raw.collect_batches(chunk_size=settings.ingest.batch_rows):
+        for (source, generate_ids), rows in chunk.group_by(SOURCE, GENERATE_IDS, maintain_order=True):
+            ctx = contexts.get((source, generate_ids))
+            if ctx is None:
+                ctx = make_context(bool(generate_ids), settings.ingest.min_timestamp,
+                                   settings.ingest.max_future_seconds, existing_keys=existing_keys)
+                ctx.keys = keys
+                contexts[(source, generate_ids)] = ctx
+            good, bad = validate_chunk(rows.drop(SOURCE, GENERATE_IDS), kind, ctx, source)
+            outside, moved = _off_day(good, source, day)
+            accepted.write(good.filter(~outside).drop(LINE))
+            rejects.write(pl.concat([bad, moved]).sort(Reject.LINE))
