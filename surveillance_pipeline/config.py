@@ -81,6 +81,26 @@ class IngestSettings(_Section):
         return value
 
 
+class FeatureSelectionSettings(_Section):
+    include: list[str] = Field(default_factory=list)  # empty: every feature in the catalogue
+    exclude: list[str] = Field(default_factory=list)
+    variance_min: float = Field(1e-12, ge=0.0, description="drop features whose scaled variance is below")
+    correlation_max: float = Field(0.95, gt=0.0, le=1.0, description="drop the later of two features above")
+
+
+class FeatureSettings(_Section):
+    lookback_days: int = Field(7, ge=1, le=90, description="days of history (the day included) for week features")
+    reversal_seconds: int = Field(60, ge=1, description="horizon of the price move before/after a trade")
+    round_trip_tolerance_bps: float = Field(10.0, ge=0.0, description="'same price' for back-and-forth trades")
+    large_order_multiple: float = Field(5.0, gt=1.0, description="large = this x the account's median order size")
+    fast_cancel_ms: int = Field(1_000, ge=1, description="a cancel this soon after the order is 'fast'")
+    rush_window_ms: int = Field(1, ge=1, description="market buys within this window form one rush order")
+    cluster_seconds: float = Field(1.0, gt=0.0, description="a trade this soon after the previous one is clustered")
+    session_hours: dict[str, tuple[int, int]] = Field(
+        default_factory=lambda: {"asia": (0, 8), "europe": (8, 16), "americas": (16, 24)})
+    selection: FeatureSelectionSettings = FeatureSelectionSettings()
+
+
 class PartitionSettings(_Section):
     start_date: str = Field("2026-01-01", pattern=r"^\d{4}-\d{2}-\d{2}$")
     landing_file_glob: str = "*"
@@ -100,6 +120,7 @@ class Settings(_Section):
     paths: PathsSettings = PathsSettings()
     database: DatabaseSettings = DatabaseSettings()
     ingest: IngestSettings = IngestSettings()
+    features: FeatureSettings = FeatureSettings()
     partitions: PartitionSettings = PartitionSettings()
     services: ServicesSettings = ServicesSettings()
     logging: LoggingSettings = LoggingSettings()

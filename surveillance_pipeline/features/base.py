@@ -1,0 +1,105 @@
+"""What every feature calculator shares: the feature catalogue entry, the day's inputs, account fills.
+
+A calculator is a function `(FeatureInputs) -> pl.LazyFrame` keyed by `account_id` (account features)
+whose other columns are exactly the names of its `FeatureSpec`s. Calculators never loop over rows.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from functools import cached_property
+
+import polars as pl
+
+from surveillance_pipeline.config import FeatureSettings
+from surveillance_pipeline.contract import ORDER_SCHEMA, TRADE_SCHEMA, Order, Side, Trade
+
+ACCOUNT = "account_id"
+DATE = "date"
+
+
+class Fill:
+    """Columns of the per-account view of trades: each trade is two fills, the buyer's and the seller's."""
+
+    ACCOUNT = ACCOUNT
+    COUNTERPARTY = "counterparty_id"
+    SYMBOL = Trade.SYMBOL
+    TIMESTAMP = Trade.TIMESTAMP
+    TRADE_ID = Trade.TRADE_ID
+    ORDER_ID = "order_id"
+    PRICE = Trade.PRICE
+    QUANTITY = Trade.QUANTITY
+    NOTIONAL = "notional"  # price x quantity, in the quote currency
+    DIRECTION = "direction"  # +1 bought, -1 sold
+    IS_TAKER = "is_taker"  # the account's order was the aggressor
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One documented feature: its column name, unit, meaning and group."""
+
+    name: str
+    unit: str
+    meaning: str
+    group: str
+
+
+@dataclass
+class FeatureInputs:
+    """One UTC day of typed trades and order events, with the trades of the look-back days before it."""
+
+    day: date
+    trades: pl.LazyFrame  # TRADE_SCHEMA, the day
+    orders: pl.LazyFrame = field(default_factory=lambda: pl.LazyFrame(schema=ORDER_SCHEMA))
+    history: pl.LazyFrame = field(default_factory=lambda: pl.LazyFrame(schema=TRADE_SCHEMA))  # days before
+    settings: FeatureSettings = field(default_factory=FeatureSettings)
+
+    @property
+    def start(self) -> datetime:
+        return datetime.combine(self.day, time(), tzinfo=timezone.utc)
+
+    @property
+    def end(self) -> datetime:
+        return self.start + timedelta(days=1)
+
+    @cached_property
+    def fills(self) -> pl.LazyFrame:
+        """The day's fills (collected once: every calculator reads them)."""
+        return account_fills(self.trades).collect().lazy()
+
+    @cached_property
+    def history_fills(self) -> pl.LazyFrame:
+        """Fills of the look-back days before the day."""
+        return account_fills(self.history).collect().lazy()
+
+    @cached_property
+    def order_events(self) -> pl.LazyFrame:
+        """The day's order events (collected once), account ids under ACCOUNT."""
+        return self.orders.rename({Order.USER_ID: ACCOUNT}).collect().lazy()
+
+
+def account_fills(trades: pl.LazyFrame) -> pl.LazyFrame:
+    """Each trade as two fills, one per account: the buyer's (+1) and the seller's (-1).
+
+    Trades without account ids (anonymous tapes) yield no fills.
+    """
+    notional = (pl.col(Trade.PRICE) * pl.col(Trade.QUANTITY)).alias(Fill.NOTIONAL)
+    common = [pl.col(Trade.SYMBOL), pl.col(Trade.TIMESTAMP), pl.col(Trade.TRADE_ID), pl.col(Trade.PRICE),
+              pl.col(Trade.QUANTITY), notional]
+    buys = trades.filter(pl.col(Trade.BUYER_ID).is_not_null()).select(
+        pl.col(Trade.BUYER_ID).alias(Fill.ACCOUNT), pl.col(Trade.SELLER_ID).alias(Fill.COUNTERPARTY), *common,
+        pl.col(Trade.BUYER_ORDER_ID).alias(Fill.ORDER_ID), pl.lit(1, pl.Int8).alias(Fill.DIRECTION),
+        (pl.col(Trade.SIDE) == Side.BUY.value).alias(Fill.IS_TAKER),
+    )
+    sells = trades.filter(pl.col(Trade.SELLER_ID).is_not_null()).select(
+        pl.col(Trade.SELLER_ID).alias(Fill.ACCOUNT), pl.col(Trade.BUYER_ID).alias(Fill.COUNTERPARTY), *common,
+        pl.col(Trade.SELLER_ORDER_ID).alias(Fill.ORDER_ID), pl.lit(-1, pl.Int8).alias(Fill.DIRECTION),
+        (pl.col(Trade.SIDE) == Side.SELL.value).alias(Fill.IS_TAKER),
+    )
+    return pl.concat([buys, sells]).sort(Fill.ACCOUNT, Fill.SYMBOL, Fill.TIMESTAMP)
+
+
+def shannon_entropy(counts: pl.Expr) -> pl.Expr:
+    """Entropy in bits of a distribution given by counts (an aggregation over the group's rows)."""
+    share = counts / counts.sum()
+    return -(share * share.log(2)).sum()

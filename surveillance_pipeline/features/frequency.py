@@ -1,0 +1,84 @@
+"""Frequency features: how often an account trades and sends, cancels and bursts orders."""
+from __future__ import annotations
+
+import polars as pl
+
+from surveillance_pipeline.contract import Order, OrderEvent
+from surveillance_pipeline.features.base import ACCOUNT, FeatureInputs, FeatureSpec, Fill
+
+GROUP = "frequency"
+FEATURES = [
+    FeatureSpec("trades_day", "fills", "fills the account took part in during the day", GROUP),
+    FeatureSpec("trades_week", "fills", "fills over the look-back window (the day included)", GROUP),
+    FeatureSpec("max_trades_per_hour", "fills", "most fills in one clock hour of the day", GROUP),
+    FeatureSpec("order_to_trade_ratio", "ratio", "new orders per fill (new orders when there is no fill)", GROUP),
+    FeatureSpec("cancel_rate", "share", "cancelled orders / new orders", GROUP),
+    FeatureSpec("max_orders_per_second", "messages", "most order messages (new, cancel, modify) in one second: "
+                "the quote-stuffing signal", GROUP),
+    FeatureSpec("max_orders_per_minute", "messages", "most order messages in one clock minute", GROUP),
+    FeatureSpec("cancel_latency_median_ms", "ms", "median time from an order to its cancel", GROUP),
+    FeatureSpec("fast_cancel_share", "share", "cancels that came within features.fast_cancel_ms of the order",
+                GROUP),
+]
+
+
+def _trade_counts(inputs: FeatureInputs) -> pl.LazyFrame:
+    day = inputs.fills.group_by(ACCOUNT).agg(pl.len().alias("trades_day"))
+    per_hour = (
+        inputs.fills.group_by(ACCOUNT, pl.col(Fill.TIMESTAMP).dt.truncate("1h").alias("hour"))
+        .agg(pl.len().alias("n"))
+        .group_by(ACCOUNT).agg(pl.col("n").max().alias("max_trades_per_hour"))
+    )
+    week = (
+        pl.concat([inputs.history_fills.select(ACCOUNT), inputs.fills.select(ACCOUNT)])
+        .group_by(ACCOUNT).agg(pl.len().alias("trades_week"))
+    )
+    return day.join(per_hour, on=ACCOUNT, how="left").join(week, on=ACCOUNT, how="left")
+
+
+def _order_counts(inputs: FeatureInputs) -> pl.LazyFrame:
+    events = inputs.order_events
+    event = pl.col(Order.EVENT)
+    messages = events.filter(event != OrderEvent.FILL.value)
+    counts = events.group_by(ACCOUNT).agg(
+        (event == OrderEvent.NEW.value).sum().alias("new_orders"),
+        (event == OrderEvent.CANCEL.value).sum().alias("cancels"),
+    )
+    bursts = [
+        messages.group_by(ACCOUNT, pl.col(Order.TIMESTAMP).dt.truncate(every).alias("bucket"))
+        .agg(pl.len().alias("n"))
+        .group_by(ACCOUNT).agg(pl.col("n").max().alias(name))
+        for every, name in (("1s", "max_orders_per_second"), ("1m", "max_orders_per_minute"))
+    ]
+    new = events.filter(event == OrderEvent.NEW.value).group_by(Order.ORDER_ID, ACCOUNT).agg(
+        pl.col(Order.TIMESTAMP).min().alias("placed"))
+    cancel = events.filter(event == OrderEvent.CANCEL.value).group_by(Order.ORDER_ID).agg(
+        pl.col(Order.TIMESTAMP).min().alias("cancelled"))
+    latency_ms = (pl.col("cancelled") - pl.col("placed")).dt.total_microseconds() / 1_000
+    latencies = new.join(cancel, on=Order.ORDER_ID, how="inner").group_by(ACCOUNT).agg(
+        latency_ms.median().alias("cancel_latency_median_ms"),
+        (latency_ms <= inputs.settings.fast_cancel_ms).mean().alias("fast_cancel_share"),
+    )
+    result = counts
+    for frame in (*bursts, latencies):
+        result = result.join(frame, on=ACCOUNT, how="left")
+    return result
+
+
+def frequency_features(inputs: FeatureInputs) -> pl.LazyFrame:
+    trades = _trade_counts(inputs)
+    orders = _order_counts(inputs)
+    both = trades.join(orders, on=ACCOUNT, how="full", coalesce=True)
+    fills = pl.col("trades_day").fill_null(0)
+    return both.select(
+        ACCOUNT,
+        fills.alias("trades_day"),
+        pl.col("trades_week").fill_null(0),
+        pl.col("max_trades_per_hour").fill_null(0),
+        (pl.col("new_orders").fill_null(0) / pl.max_horizontal(fills, pl.lit(1))).alias("order_to_trade_ratio"),
+        (pl.col("cancels") / pl.col("new_orders")).alias("cancel_rate"),
+        pl.col("max_orders_per_second").fill_null(0),
+        pl.col("max_orders_per_minute").fill_null(0),
+        pl.col("cancel_latency_median_ms"),
+        pl.col("fast_cancel_share"),
+    )
