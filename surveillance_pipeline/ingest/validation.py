@@ -26,7 +26,7 @@ from surveillance_pipeline.contract import (
     Side,
     Trade,
 )
-from surveillance_pipeline.ingest.parsing import clean_strings, parse_number, parse_timestamp
+from surveillance_pipeline.ingest.parsing import clean_strings, parse_number, parse_timestamp_column
 from surveillance_pipeline.ingest.readers import LINE, ROW_ERROR
 
 ExistingKeys = Callable[[pl.DataFrame], pl.DataFrame]  # key columns in -> the keys already stored
@@ -162,7 +162,7 @@ def _with_missing_columns(raw: pl.DataFrame, schema: dict[str, pl.DataType]) -> 
 
 def _with_parsed(raw: pl.DataFrame, timestamps: tuple[str, ...], numbers: tuple[str, ...]) -> pl.DataFrame:
     return raw.with_columns(
-        *[parse_timestamp(pl.col(c)).alias(_PARSED + c) for c in timestamps],
+        *[parse_timestamp_column(raw.get_column(c)).alias(_PARSED + c) for c in timestamps],
         *[parse_number(pl.col(c)).alias(_PARSED + c) for c in numbers],
     )
 

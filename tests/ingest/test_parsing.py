@@ -42,3 +42,14 @@ def test_numbers():
     values = ["1", "1.5", "-2", "1e-5", ".5", "abc", "", "1,5", "nan", "inf", None]
     parsed = pl.DataFrame({"n": values}, schema={"n": pl.String}).select(parse_number(pl.col("n"))).to_series()
     assert parsed.to_list() == [1.0, 1.5, -2.0, 1e-5, 0.5, None, None, None, None, None, None]
+
+
+def test_column_parser_matches_the_general_parser_on_mixed_columns():
+    from surveillance_pipeline.ingest.parsing import parse_timestamp_column
+
+    iso = ["2024-03-01T10:00:00.5Z"] * 70 + ["2024-03-01 10:00:00+02:00", "1709287200", "junk", "", None]
+    epoch = ["1709287200123"] * 70 + ["2024-03-01T10:00:00Z", "1709287200.5", "junk"]
+    for values in (iso, epoch):
+        series = pl.Series("t", values, dtype=pl.String)
+        expected = series.to_frame().select(parse_timestamp(pl.col("t"))).to_series()
+        assert parse_timestamp_column(series).to_list() == expected.to_list()

@@ -1,0 +1,111 @@
+"""Counterparty features: who an account trades with, and whether its trading changes its position at all.
+
+The wash / circular-trading signals. Everything is a group_by over the day's fills (each trade is a buy
+fill of the buyer and a sell fill of the seller, `base.account_fills`): no pairwise comparison of trades.
+A self-trade (buyer = seller) gives the account two fills, a buy and a sell, whose counterparty is the
+account itself. Fills whose counterparty is unknown (a trade with one account id missing) count in the
+account's notional but can be nobody's top or round-trip counterparty.
+"""
+from __future__ import annotations
+
+import polars as pl
+
+from surveillance_pipeline.features.base import ACCOUNT, FeatureInputs, FeatureSpec, Fill
+
+GROUP = "counterparty"
+FEATURES = [
+    FeatureSpec("self_trade_count", "trades", "the day's trades where the account is both buyer and seller "
+                "(each counted once, not as two fills); null without fills", GROUP),
+    FeatureSpec("top_counterparty_share", "share", "largest share of the account's notional done with one "
+                "counterparty (a self-trade's two fills count with the account itself as the counterparty; "
+                "fills with an unknown counterparty count only in the denominator); null without fills",
+                GROUP),
+    FeatureSpec("round_trip_counterparty_share", "share",
+                "notional traded back and forth with the same counterparty at ~the same price / the account's "
+                "gross notional: per account x counterparty x symbol, matched quantity = min(quantity bought "
+                "from them, quantity sold to them), kept when |VWAP bought - VWAP sold| / mid <= "
+                "features.round_trip_tolerance_bps (mid = mean of the two VWAPs); both legs of the kept "
+                "matched quantity, 2 x matched x mid, summed over counterparties and symbols, divided by the "
+                "account's gross notional (buys + sells), so 1 = every fill is half of a same-price round "
+                "trip with one counterparty (self-trades are such round trips); null without fills", GROUP),
+    FeatureSpec("net_position_ratio", "ratio", "per symbol |sum of signed quantity| / sum of quantity (0 = the "
+                "day left the position unchanged, 1 = only bought or only sold), averaged over the account's "
+                "symbols weighted by their notional; null without fills", GROUP),
+]
+
+BUY_QTY, SELL_QTY, BUY_NOTIONAL, SELL_NOTIONAL = "buy_qty", "sell_qty", "buy_notional", "sell_notional"
+
+
+def _accounts(inputs: FeatureInputs) -> pl.LazyFrame:
+    """Every account with a fill or an order event on the day."""
+    return pl.concat([inputs.fills.select(ACCOUNT), inputs.order_events.select(ACCOUNT)]).drop_nulls().unique()
+
+
+def _per_account(fills: pl.LazyFrame) -> pl.LazyFrame:
+    is_self = pl.col(Fill.COUNTERPARTY) == pl.col(Fill.ACCOUNT)
+    return fills.group_by(ACCOUNT).agg(
+        # the buy fill of a self-trade stands for the trade (its sell fill is the same trade)
+        (is_self & (pl.col(Fill.DIRECTION) == 1)).fill_null(False).sum().cast(pl.Int64).alias("self_trade_count"),
+        pl.col(Fill.NOTIONAL).sum().alias("gross_notional"),
+    )
+
+
+def _top_counterparty(fills: pl.LazyFrame) -> pl.LazyFrame:
+    return (
+        fills.filter(pl.col(Fill.COUNTERPARTY).is_not_null())
+        .group_by(ACCOUNT, Fill.COUNTERPARTY).agg(pl.col(Fill.NOTIONAL).sum().alias("with_counterparty"))
+        .group_by(ACCOUNT).agg(pl.col("with_counterparty").max().alias("top_counterparty_notional"))
+    )
+
+
+def _round_trips(fills: pl.LazyFrame, tolerance_bps: float) -> pl.LazyFrame:
+    bought = pl.col(Fill.DIRECTION) == 1
+    sold = pl.col(Fill.DIRECTION) == -1
+    legs = (
+        fills.filter(pl.col(Fill.COUNTERPARTY).is_not_null())
+        .group_by(ACCOUNT, Fill.COUNTERPARTY, Fill.SYMBOL).agg(
+            pl.col(Fill.QUANTITY).filter(bought).sum().alias(BUY_QTY),
+            pl.col(Fill.QUANTITY).filter(sold).sum().alias(SELL_QTY),
+            pl.col(Fill.NOTIONAL).filter(bought).sum().alias(BUY_NOTIONAL),
+            pl.col(Fill.NOTIONAL).filter(sold).sum().alias(SELL_NOTIONAL),
+        )
+        .filter((pl.col(BUY_QTY) > 0) & (pl.col(SELL_QTY) > 0))
+    )
+    vwap_bought = pl.col(BUY_NOTIONAL) / pl.col(BUY_QTY)
+    vwap_sold = pl.col(SELL_NOTIONAL) / pl.col(SELL_QTY)
+    mid = (vwap_bought + vwap_sold) / 2
+    same_price = (vwap_bought - vwap_sold).abs() / mid * 10_000 <= tolerance_bps
+    matched = pl.min_horizontal(BUY_QTY, SELL_QTY)
+    return legs.group_by(ACCOUNT).agg(
+        (2 * matched * mid).filter(same_price).sum().alias("round_trip_notional"))
+
+
+def _net_position(fills: pl.LazyFrame) -> pl.LazyFrame:
+    per_symbol = fills.group_by(ACCOUNT, Fill.SYMBOL).agg(
+        ((pl.col(Fill.QUANTITY) * pl.col(Fill.DIRECTION)).sum().abs() / pl.col(Fill.QUANTITY).sum())
+        .alias("ratio"),
+        pl.col(Fill.NOTIONAL).sum().alias("weight"),
+    )
+    return per_symbol.group_by(ACCOUNT).agg(
+        ((pl.col("ratio") * pl.col("weight")).sum() / pl.col("weight").sum()).alias("net_position_ratio"))
+
+
+def counterparty_features(inputs: FeatureInputs) -> pl.LazyFrame:
+    fills = inputs.fills
+    per_account = (
+        _per_account(fills)
+        .join(_top_counterparty(fills), on=ACCOUNT, how="left")
+        .join(_round_trips(fills, inputs.settings.round_trip_tolerance_bps), on=ACCOUNT, how="left")
+        .join(_net_position(fills), on=ACCOUNT, how="left")
+    )
+    gross = pl.col("gross_notional")
+    has_fills = gross.is_not_null()
+    return _accounts(inputs).join(per_account, on=ACCOUNT, how="left").select(
+        ACCOUNT,
+        pl.col("self_trade_count"),
+        pl.when(has_fills).then(pl.col("top_counterparty_notional").fill_null(0.0) / gross)
+        .alias("top_counterparty_share"),
+        pl.when(has_fills).then(pl.col("round_trip_notional").fill_null(0.0) / gross)
+        .alias("round_trip_counterparty_share"),
+        pl.col("net_position_ratio"),
+    )

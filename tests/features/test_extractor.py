@@ -1,0 +1,37 @@
+import polars as pl
+import pytest
+
+from surveillance_pipeline.features.extractor import FeatureExtractor
+
+
+def _table():
+    return pl.DataFrame({
+        "account_id": ["a", "b", "c", "d", "e"],
+        "x": [1.0, 2.0, 3.0, 4.0, 100.0],         # median 3, IQR 4-2 = 2
+        "x_twice": [2.0, 4.0, 6.0, 8.0, 200.0],   # perfectly correlated with x: pruned
+        "constant": [5.0] * 5,                     # no variance: pruned
+        "y": [None, 1.0, 0.0, 1.0, 0.0],           # median of 1,0,1,0 = 0.5; IQR q75 1 - q25 0 = 1
+    })
+
+
+def test_selection_and_robust_scaling():
+    extractor = FeatureExtractor().fit(_table())
+    assert extractor.features_ == ["x", "y"]
+    assert extractor.dropped_ == {"constant": "low variance", "x_twice": "correlated"}
+    assert (extractor.center_["x"], extractor.scale_["x"]) == (3.0, 2.0)
+    out = extractor.transform(_table())
+    assert out.columns == ["account_id", "x", "y", "y_missing"]
+    assert out["x"].to_list() == [-1.0, -0.5, 0.0, 0.5, 48.5]  # (1-3)/2 ... (100-3)/2
+    assert out["y"].to_list() == [0.0, 0.5, -0.5, 0.5, -0.5]   # missing -> median -> 0
+    assert out["y_missing"].to_list() == [1.0, 0.0, 0.0, 0.0, 0.0]
+
+
+def test_include_exclude_and_round_trip():
+    extractor = FeatureExtractor(include=["x", "y", "constant"], exclude=["y"]).fit(_table())
+    assert extractor.features_ == ["x"]
+    again = FeatureExtractor.from_json(extractor.to_json())
+    assert again.transform(_table()).equals(extractor.transform(_table()))
+    with pytest.raises(ValueError, match=r"unknown features \['nope'\]"):
+        FeatureExtractor(include=["nope"]).fit(_table())
+    with pytest.raises(RuntimeError, match="not fitted"):
+        FeatureExtractor().transform(_table())

@@ -1,0 +1,170 @@
+"""Order-intent features on two hand-made accounts: a spoofer `s` and a market maker `m`.
+
+The `trades` helper names trade i's orders `bo{i}` (buyer) and `so{i}` (seller): orders with those ids are
+the ones the trades filled. Default settings: large = 5 x the median size, fast cancel = 1 000 ms.
+"""
+import polars as pl
+
+from surveillance_pipeline.features.order_intent import FEATURES, order_intent_features
+from tests.features.conftest import by_account, inputs, orders, trades
+
+BTC = "BTCUSDT"
+
+
+def _day():
+    day_trades = trades([
+        (0.5, BTC, "buy", 100.0, 1.0, "x", "s"),   # t0 fills s's sell so0, before any large order
+        (12, BTC, "buy", 100.0, 1.0, "x", "s"),    # t1 fills s's sell so1 while large buys L2 and L3 rest
+        (14, BTC, "sell", 100.2, 1.0, "s", "y"),   # t2 fills s's buy bo2: same side as its large orders
+        (8, BTC, "buy", 100.1, 1.0, "z", "m"),     # t3 fills m's sell quote so3
+    ])
+    day_orders = orders([
+        # s, the spoofer: small real orders on the sell side (and one small buy), a layer of large buys.
+        # sizes 1, 1, 1, 1, 1, 10, 10, 10: median 1, so large = size >= 5: L1, L2, L3
+        (0, "so0", "s", BTC, "sell", 100.0, 1.0, "new"),     # filled by t0
+        (10, "so1", "s", BTC, "sell", 100.0, 1.0, "new"),    # filled by t1
+        (13, "bo2", "s", BTC, "buy", 100.2, 1.0, "new"),     # filled by t2
+        (0, "sa", "s", BTC, "sell", 100.5, 1.0, "new"),
+        (30, "sa", "s", BTC, "sell", None, None, "cancel"),
+        (40, "sb", "s", BTC, "sell", 100.0, 1.0, "new"),
+        (40.2, "sb", "s", BTC, "sell", None, None, "cancel"),
+        (1, "L1", "s", BTC, "buy", 99.0, 10.0, "new"),
+        (1.5, "L1", "s", BTC, "buy", None, None, "cancel"),  # 500 ms: fast
+        (1, "L2", "s", BTC, "buy", 98.0, 10.0, "new"),
+        (20, "L2", "s", BTC, "buy", None, None, "cancel"),   # 19 s: slow
+        (2, "L3", "s", BTC, "buy", 97.0, 10.0, "new"),       # never cancelled: rests until the day's end
+        # m, the market maker: one quote a side, size 1, replaced by cancel + new at the same instant
+        (0, "m1", "m", BTC, "buy", 99.9, 1.0, "new"),
+        (0, "m2", "m", BTC, "sell", 100.1, 1.0, "new"),
+        (0.3, "m1", "m", BTC, "buy", None, None, "cancel"),
+        (0.3, "m2", "m", BTC, "sell", None, None, "cancel"),
+        (0.3, "m3", "m", BTC, "buy", 99.95, 1.0, "new"),
+        (0.3, "m4", "m", BTC, "sell", 100.15, 1.0, "new"),
+        (6, "m3", "m", BTC, "buy", None, None, "cancel"),
+        (6, "m4", "m", BTC, "sell", None, None, "cancel"),
+        (6, "m5", "m", BTC, "buy", 99.9, 1.0, "new"),
+        (6, "so3", "m", BTC, "sell", 100.1, 1.0, "new"),     # filled by t3
+        # q: one order, cancelled, never filled
+        (0, "q1", "q", BTC, "buy", 90.0, 2.0, "new"),
+        (100, "q1", "q", BTC, "buy", None, None, "cancel"),
+    ])
+    return inputs(day_trades, day_orders)
+
+
+def test_columns_are_the_catalogue():
+    frame = order_intent_features(_day()).collect()
+    assert frame.columns == ["account_id"] + [f.name for f in FEATURES]
+    assert sorted(frame["account_id"]) == ["m", "q", "s", "x", "y", "z"]
+
+
+def test_anonymous_tape_without_orders_gives_no_rows():
+    tape = trades([(0, BTC, "buy", 100.0, 1.0, None, None), (1, BTC, "sell", 99.0, 2.0, None, None)])
+    frame = order_intent_features(inputs(tape)).collect()
+    assert frame.height == 0
+    assert frame.columns == ["account_id"] + [f.name for f in FEATURES]
+
+
+def test_cancelled_to_filled_size_ratio():
+    rows = by_account(order_intent_features(_day()))
+    # s: cancelled sa 1, sb 1, L1 10, L2 10 -> mean 22 / 4 = 5.5; filled so0 1, so1 1, bo2 1 -> mean 1
+    assert rows["s"]["cancelled_to_filled_size_ratio"] == 5.5
+    # m: cancelled m1..m4, all size 1; filled so3, size 1 -> 1 / 1
+    assert rows["m"]["cancelled_to_filled_size_ratio"] == 1.0
+    assert rows["q"]["cancelled_to_filled_size_ratio"] is None  # nothing filled
+    assert rows["x"]["cancelled_to_filled_size_ratio"] is None  # fills but no orders
+
+
+def test_cancelled_to_filled_counts_fill_events():
+    day_orders = orders([
+        (0, "o1", "f", BTC, "buy", 99.0, 4.0, "new"),
+        (1, "o1", "f", BTC, "buy", None, None, "cancel"),
+        (0, "o2", "f", BTC, "buy", 99.0, 2.0, "new"),
+        (1, "o2", "f", BTC, "buy", 99.0, 2.0, "fill"),   # filled per the order feed, no linked trade
+    ])
+    rows = by_account(order_intent_features(inputs(trades([]), day_orders)))
+    assert rows["f"]["cancelled_to_filled_size_ratio"] == 2.0  # 4 / 2
+
+
+def test_large_order_fast_cancel_share(approx):
+    rows = by_account(order_intent_features(_day()))
+    # s's large orders L1 (cancelled after 500 ms: fast), L2 (after 19 s), L3 (never cancelled) -> 1 / 3
+    assert rows["s"]["large_order_fast_cancel_share"] == approx(1 / 3)
+    # m: every order has the median size 1 < 5 x 1: no large order
+    assert rows["m"]["large_order_fast_cancel_share"] is None
+    assert rows["q"]["large_order_fast_cancel_share"] is None  # its only order is its median
+    assert rows["x"]["large_order_fast_cancel_share"] is None
+
+
+def test_large_is_relative_to_the_symbol_median():
+    day_orders = orders([
+        (0, "b1", "g", BTC, "buy", 99.0, 1.0, "new"),
+        (0, "b2", "g", BTC, "buy", 98.0, 1.0, "new"),
+        (0, "b3", "g", BTC, "buy", 97.0, 5.0, "new"),       # 5 >= 5 x median 1: large
+        (0.1, "b3", "g", BTC, "buy", None, None, "cancel"),  # 100 ms: fast
+        (0, "e1", "g", "ETHUSDT", "buy", 9.0, 50.0, "new"),  # ETH sizes 50, 50: median 50, none large
+        (0, "e2", "g", "ETHUSDT", "buy", 8.0, 50.0, "new"),
+    ])
+    rows = by_account(order_intent_features(inputs(trades([]), day_orders)))
+    assert rows["g"]["large_order_fast_cancel_share"] == 1.0  # 1 fast / 1 large
+
+
+def test_opposite_fills_while_large_resting():
+    rows = by_account(order_intent_features(_day()))
+    # s sells at 0.5 (t0: no large order yet), sells at 12 (t1: large buys L2 [1, 20) and L3 [2, end)
+    # rest; counted once), buys at 14 (t2: same side as the large orders) -> 1
+    assert rows["s"]["opposite_fills_while_large_resting"] == 1
+    assert rows["m"]["opposite_fills_while_large_resting"] == 0  # filled, but no large order ever rests
+    assert rows["q"]["opposite_fills_while_large_resting"] == 0
+    assert rows["x"]["opposite_fills_while_large_resting"] is None  # no orders
+
+
+def test_opposite_fill_at_the_cancel_instant_is_not_counted():
+    day_trades = trades([
+        (10, BTC, "buy", 100.0, 1.0, "x", "k"),  # while K rests [5, 20): counted
+        (20, BTC, "buy", 100.0, 1.0, "x", "k"),  # at K's cancel: no longer resting
+        (5, BTC, "buy", 100.0, 1.0, "x", "k"),   # at K's new: resting
+    ])
+    day_orders = orders([
+        (0, "so0", "k", BTC, "sell", 100.0, 1.0, "new"),
+        (0, "so1", "k", BTC, "sell", 100.0, 1.0, "new"),
+        (0, "so2", "k", BTC, "sell", 100.0, 1.0, "new"),
+        (0, "k4", "k", BTC, "sell", 101.0, 1.0, "new"),
+        (5, "K", "k", BTC, "buy", 95.0, 10.0, "new"),         # sizes 1, 1, 1, 1, 10: median 1, K large
+        (20, "K", "k", BTC, "buy", None, None, "cancel"),
+    ])
+    rows = by_account(order_intent_features(inputs(day_trades, day_orders)))
+    assert rows["k"]["opposite_fills_while_large_resting"] == 2  # the fills at 5 and 10
+
+
+def test_max_price_levels_one_side():
+    rows = by_account(order_intent_features(_day()))
+    # s, buy side (fills ignored, so bo2 rests on after t2): L1 99 [1, 1.5), L2 98 [1, 20), L3 97 [2, end),
+    # bo2 100.2 [13, end) -> at 13 s: 98, 97, 100.2 = 3 levels (sell side: 100.0 and 100.5 = 2)
+    assert rows["s"]["max_price_levels_one_side"] == 3
+    # m: one quote a side at every instant (a cancel and its replacement at the same instant) -> 1
+    assert rows["m"]["max_price_levels_one_side"] == 1
+    assert rows["q"]["max_price_levels_one_side"] == 1
+    assert rows["x"]["max_price_levels_one_side"] is None
+
+
+def test_price_levels_follow_modifies_and_merge_equal_prices():
+    day_orders = orders([
+        (0, "o1", "h", BTC, "buy", 99.0, 1.0, "new"),
+        (1, "o1", "h", BTC, "buy", 98.0, 1.0, "modify"),   # o1 moves from 99 to 98
+        (2, "o2", "h", BTC, "buy", 99.0, 1.0, "new"),      # 98 and 99
+        (3, "o3", "h", BTC, "buy", 98.0, 1.0, "new"),      # a second order at 98: still 2 levels
+        (4, "o4", "h", BTC, "sell", 101.0, 1.0, "new"),    # the other side is counted apart
+        (5, "o5", "h", BTC, "buy", 97.0, 1.0, "market"),   # not a real event, ignored
+        (6, "o6", "h", BTC, "buy", None, 1.0, "new"),      # no price (market order): not resting
+    ])
+    rows = by_account(order_intent_features(inputs(trades([]), day_orders)))
+    assert rows["h"]["max_price_levels_one_side"] == 2
+
+
+def test_spoofer_scores_above_market_maker():
+    rows = by_account(order_intent_features(_day()))
+    s, m = rows["s"], rows["m"]
+    assert s["cancelled_to_filled_size_ratio"] > m["cancelled_to_filled_size_ratio"]
+    assert s["opposite_fills_while_large_resting"] > m["opposite_fills_while_large_resting"]
+    assert s["max_price_levels_one_side"] > m["max_price_levels_one_side"]
+    assert order_intent_features(_day()).collect().schema["max_price_levels_one_side"] == pl.Int64
