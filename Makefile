@@ -35,6 +35,7 @@ dev: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_ingest.py
 	$(PY) benchmarks/bench_storage.py
+	$(PY) benchmarks/bench_features.py
 
 clean:
 	rm -rf data/demo data/landing data/warehouse data/rejects data/dagster data/surveillance.db*

@@ -24,6 +24,8 @@ app = typer.Typer(help="Market-abuse surveillance for crypto exchanges.", no_arg
                   pretty_exceptions_enable=False)
 config_app = typer.Typer(help="Show or check the configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+features_app = typer.Typer(help="The feature catalogue.", no_args_is_help=True)
+app.add_typer(features_app, name="features")
 out = Console(soft_wrap=True, highlight=False)
 err = Console(stderr=True, soft_wrap=True, highlight=False)
 
@@ -196,6 +198,18 @@ def demo(
 
     settings = _settings(config)
     run_demo(settings, settings.resolve(out_dir), seed, out)
+
+
+@features_app.command("docs")
+def features_docs(
+    out_file: Annotated[Path, typer.Option("--out", help="where the table is written")] = Path("docs/FEATURES.md"),
+) -> None:
+    """Write the table of every feature, its unit and meaning (docs/FEATURES.md)."""
+    from surveillance_pipeline.features.catalog import features_markdown
+
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    out_file.write_text(features_markdown())
+    out.print(f"wrote {out_file}")
 
 
 @config_app.command("show")

@@ -96,7 +96,10 @@ def account_fills(trades: pl.LazyFrame) -> pl.LazyFrame:
         pl.col(Trade.SELLER_ORDER_ID).alias(Fill.ORDER_ID), pl.lit(-1, pl.Int8).alias(Fill.DIRECTION),
         (pl.col(Trade.SIDE) == Side.SELL.value).alias(Fill.IS_TAKER),
     )
-    return pl.concat([buys, sells]).sort(Fill.ACCOUNT, Fill.SYMBOL, Fill.TIMESTAMP)
+    # Grouped by account x symbol (one 64-bit key: sorting on strings is several times slower), in time
+    # order within; the stable sort keeps the tape's order for fills at the same instant.
+    pair = pl.struct(Fill.ACCOUNT, Fill.SYMBOL).hash(seed=0).alias("__pair")
+    return pl.concat([buys, sells]).with_columns(pair).sort("__pair", Fill.TIMESTAMP, maintain_order=True).drop("__pair")
 
 
 def shannon_entropy(counts: pl.Expr) -> pl.Expr:

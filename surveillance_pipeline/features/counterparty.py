@@ -1,7 +1,8 @@
 """Counterparty features: who an account trades with, and whether its trading changes its position at all.
 
-The wash / circular-trading signals. Everything is a group_by over the day's fills (each trade is a buy
-fill of the buyer and a sell fill of the seller, `base.account_fills`): no pairwise comparison of trades.
+The wash / circular-trading signals. One group_by of the day's fills (each trade is a buy fill of the buyer
+and a sell fill of the seller, `base.account_fills`) into account x counterparty x symbol legs, then small
+group_bys of the legs: no pairwise comparison of trades.
 A self-trade (buyer = seller) gives the account two fills, a buy and a sell, whose counterparty is the
 account itself. Fills whose counterparty is unknown (a trade with one account id missing) count in the
 account's notional but can be nobody's top or round-trip counterparty.
@@ -34,6 +35,7 @@ FEATURES = [
 ]
 
 BUY_QTY, SELL_QTY, BUY_NOTIONAL, SELL_NOTIONAL = "buy_qty", "sell_qty", "buy_notional", "sell_notional"
+SELF_TRADES, NOTIONAL = "self_trades", "notional"
 
 
 def _accounts(inputs: FeatureInputs) -> pl.LazyFrame:
@@ -41,62 +43,67 @@ def _accounts(inputs: FeatureInputs) -> pl.LazyFrame:
     return pl.concat([inputs.fills.select(ACCOUNT), inputs.order_events.select(ACCOUNT)]).drop_nulls().unique()
 
 
-def _per_account(fills: pl.LazyFrame) -> pl.LazyFrame:
-    is_self = pl.col(Fill.COUNTERPARTY) == pl.col(Fill.ACCOUNT)
-    return fills.group_by(ACCOUNT).agg(
-        # the buy fill of a self-trade stands for the trade (its sell fill is the same trade)
-        (is_self & (pl.col(Fill.DIRECTION) == 1)).fill_null(False).sum().cast(pl.Int64).alias("self_trade_count"),
-        pl.col(Fill.NOTIONAL).sum().alias("gross_notional"),
-    )
-
-
-def _top_counterparty(fills: pl.LazyFrame) -> pl.LazyFrame:
-    return (
-        fills.filter(pl.col(Fill.COUNTERPARTY).is_not_null())
-        .group_by(ACCOUNT, Fill.COUNTERPARTY).agg(pl.col(Fill.NOTIONAL).sum().alias("with_counterparty"))
-        .group_by(ACCOUNT).agg(pl.col("with_counterparty").max().alias("top_counterparty_notional"))
-    )
-
-
-def _round_trips(fills: pl.LazyFrame, tolerance_bps: float) -> pl.LazyFrame:
+def _legs(fills: pl.LazyFrame) -> pl.LazyFrame:
+    """The one pass over the fills: per account x counterparty x symbol, quantity and notional bought and sold
+    and the number of self-trades (a null counterparty is a group of its own). Every feature below is a
+    group_by of this smaller table."""
     bought = pl.col(Fill.DIRECTION) == 1
-    sold = pl.col(Fill.DIRECTION) == -1
-    legs = (
-        fills.filter(pl.col(Fill.COUNTERPARTY).is_not_null())
-        .group_by(ACCOUNT, Fill.COUNTERPARTY, Fill.SYMBOL).agg(
-            pl.col(Fill.QUANTITY).filter(bought).sum().alias(BUY_QTY),
-            pl.col(Fill.QUANTITY).filter(sold).sum().alias(SELL_QTY),
-            pl.col(Fill.NOTIONAL).filter(bought).sum().alias(BUY_NOTIONAL),
-            pl.col(Fill.NOTIONAL).filter(sold).sum().alias(SELL_NOTIONAL),
-        )
-        .filter((pl.col(BUY_QTY) > 0) & (pl.col(SELL_QTY) > 0))
+    is_self = (pl.col(Fill.COUNTERPARTY) == pl.col(Fill.ACCOUNT)).fill_null(False)
+    return fills.group_by(ACCOUNT, Fill.COUNTERPARTY, Fill.SYMBOL).agg(
+        pl.when(bought).then(pl.col(Fill.QUANTITY)).otherwise(0.0).sum().alias(BUY_QTY),
+        pl.when(bought).then(0.0).otherwise(pl.col(Fill.QUANTITY)).sum().alias(SELL_QTY),
+        pl.when(bought).then(pl.col(Fill.NOTIONAL)).otherwise(0.0).sum().alias(BUY_NOTIONAL),
+        pl.when(bought).then(0.0).otherwise(pl.col(Fill.NOTIONAL)).sum().alias(SELL_NOTIONAL),
+        # the buy fill of a self-trade stands for the trade (its sell fill is the same trade)
+        (is_self & bought).sum().alias(SELF_TRADES),
+    ).with_columns((pl.col(BUY_NOTIONAL) + pl.col(SELL_NOTIONAL)).alias(NOTIONAL))
+
+
+def _per_account(legs: pl.LazyFrame) -> pl.LazyFrame:
+    return legs.group_by(ACCOUNT).agg(
+        pl.col(SELF_TRADES).sum().cast(pl.Int64).alias("self_trade_count"),
+        pl.col(NOTIONAL).sum().alias("gross_notional"),
     )
+
+
+def _top_counterparty(legs: pl.LazyFrame) -> pl.LazyFrame:
+    return (
+        legs.filter(pl.col(Fill.COUNTERPARTY).is_not_null())
+        .group_by(ACCOUNT, Fill.COUNTERPARTY).agg(pl.col(NOTIONAL).sum())
+        .group_by(ACCOUNT).agg(pl.col(NOTIONAL).max().alias("top_counterparty_notional"))
+    )
+
+
+def _round_trips(legs: pl.LazyFrame, tolerance_bps: float) -> pl.LazyFrame:
     vwap_bought = pl.col(BUY_NOTIONAL) / pl.col(BUY_QTY)
     vwap_sold = pl.col(SELL_NOTIONAL) / pl.col(SELL_QTY)
     mid = (vwap_bought + vwap_sold) / 2
     same_price = (vwap_bought - vwap_sold).abs() / mid * 10_000 <= tolerance_bps
     matched = pl.min_horizontal(BUY_QTY, SELL_QTY)
-    return legs.group_by(ACCOUNT).agg(
-        (2 * matched * mid).filter(same_price).sum().alias("round_trip_notional"))
+    return (
+        legs.filter(pl.col(Fill.COUNTERPARTY).is_not_null() & (pl.col(BUY_QTY) > 0) & (pl.col(SELL_QTY) > 0))
+        .filter(same_price)
+        .group_by(ACCOUNT).agg((2 * matched * mid).sum().alias("round_trip_notional"))
+    )
 
 
-def _net_position(fills: pl.LazyFrame) -> pl.LazyFrame:
-    per_symbol = fills.group_by(ACCOUNT, Fill.SYMBOL).agg(
-        ((pl.col(Fill.QUANTITY) * pl.col(Fill.DIRECTION)).sum().abs() / pl.col(Fill.QUANTITY).sum())
+def _net_position(legs: pl.LazyFrame) -> pl.LazyFrame:
+    per_symbol = legs.group_by(ACCOUNT, Fill.SYMBOL).agg(
+        ((pl.col(BUY_QTY) - pl.col(SELL_QTY)).sum().abs() / (pl.col(BUY_QTY) + pl.col(SELL_QTY)).sum())
         .alias("ratio"),
-        pl.col(Fill.NOTIONAL).sum().alias("weight"),
+        pl.col(NOTIONAL).sum().alias("weight"),
     )
     return per_symbol.group_by(ACCOUNT).agg(
         ((pl.col("ratio") * pl.col("weight")).sum() / pl.col("weight").sum()).alias("net_position_ratio"))
 
 
 def counterparty_features(inputs: FeatureInputs) -> pl.LazyFrame:
-    fills = inputs.fills
+    legs = _legs(inputs.fills).cache()
     per_account = (
-        _per_account(fills)
-        .join(_top_counterparty(fills), on=ACCOUNT, how="left")
-        .join(_round_trips(fills, inputs.settings.round_trip_tolerance_bps), on=ACCOUNT, how="left")
-        .join(_net_position(fills), on=ACCOUNT, how="left")
+        _per_account(legs)
+        .join(_top_counterparty(legs), on=ACCOUNT, how="left")
+        .join(_round_trips(legs, inputs.settings.round_trip_tolerance_bps), on=ACCOUNT, how="left")
+        .join(_net_position(legs), on=ACCOUNT, how="left")
     )
     gross = pl.col("gross_notional")
     has_fills = gross.is_not_null()

@@ -1,13 +1,14 @@
 """Order-intent features: what an account's orders say it wanted the book to look like.
 
 The spoofing / layering signals; only order events show them (never computed from trades alone). All
-features are group_bys, joins on order ids and time sweeps (sort + cumulative sums + `join_asof`): no join
-of every fill with every order, nothing quadratic.
+features are group_bys, joins on order ids and time sweeps (running sums of +1/-1 steps, `join_asof`): no
+join of every fill with every order, nothing quadratic, and the full order-event table is hashed only a few
+times (the `new` events, the cancels, the fills' order ids).
 
 Conventions:
-- An order is the `new` event of an order id (the first one if repeated), keyed by account x symbol x order
-  id; its size is the `new` event's quantity. Orders placed before the day (no `new` on the day) are not
-  seen.
+- An order is the `new` event of an order id (the first in the input if repeated), keyed by symbol x order id (the
+  contract's order key); its account, side, price and size are the `new` event's. Orders placed before the
+  day (no `new` on the day) are not seen.
 - A resting order is a non-market order with a price. It is live from its `new` until its first `cancel`,
   or until the end of the day (UTC) when it is not cancelled: the interval is [new, cancel), so an order
   placed and another cancelled at the same instant are not live together. Fills (trades, `fill` events)
@@ -41,9 +42,12 @@ FEATURES = [
                 "the cancel or the day's end; fills ignored); null without resting orders", GROUP),
 ]
 
-KEY = [ACCOUNT, Order.SYMBOL, Order.ORDER_ID]
-PLACED, ENDED, CANCELLED = "placed", "ended", "cancelled"
-DELTA, LIVE = "delta", "live"
+KEY = [Order.SYMBOL, Order.ORDER_ID]
+BOOK = [ACCOUNT, Order.SYMBOL, Order.SIDE]  # one side of one symbol's book, as one account sees it
+BOOK_ID, LEVEL_ID, ORDER_IDX = "book_id", "level_id", "order_idx"  # integer ids
+PLACED, ENDED, CANCELLED, RESTING = "placed", "ended", "cancelled", "resting"
+DELTA, LIVE, LIVE_BEFORE = "delta", "live", "live_before"
+OPPOSITE, LEVELS = "opposite_fills_while_large_resting", "max_price_levels_one_side"
 
 
 def _accounts(inputs: FeatureInputs) -> pl.LazyFrame:
@@ -57,26 +61,26 @@ def _day_end(inputs: FeatureInputs) -> pl.Expr:
 
 
 def _orders(inputs: FeatureInputs) -> pl.LazyFrame:
-    """One row per order placed on the day: size, side, price, whether it rests, when it was cancelled."""
+    """One row per order placed on the day: account, side, price, size, placed, first cancel, whether it rests."""
     events = inputs.order_events
     event = pl.col(Order.EVENT)
     new = (
         events.filter(event == OrderEvent.NEW.value)
-        .group_by(KEY).agg(pl.all().sort_by(Order.TIMESTAMP).first())
-        .rename({Order.TIMESTAMP: PLACED})
+        .select(*KEY, ACCOUNT, Order.SIDE, Order.PRICE, Order.QUANTITY, Order.ORDER_TYPE,
+                pl.col(Order.TIMESTAMP).alias(PLACED))
+        .filter(pl.struct(KEY).is_first_distinct())  # much cheaper than unique() on high-cardinality keys
     )
     cancel = events.filter(event == OrderEvent.CANCEL.value).group_by(KEY).agg(
         pl.col(Order.TIMESTAMP).min().alias(CANCELLED))
     resting = pl.col(Order.PRICE).is_not_null() & (
         pl.col(Order.ORDER_TYPE).is_null() | (pl.col(Order.ORDER_TYPE) != MARKET_ORDER_TYPE))
-    return new.join(cancel, on=KEY, how="left").with_columns(resting.alias("resting"))
+    return new.join(cancel, on=KEY, how="left").with_columns(resting.alias(RESTING))
 
 
 def _size_ratio(inputs: FeatureInputs, orders: pl.LazyFrame) -> pl.LazyFrame:
-    traded = inputs.fills.select(
-        pl.col(Fill.ACCOUNT), pl.col(Fill.SYMBOL).alias(Order.SYMBOL), pl.col(Fill.ORDER_ID).alias(Order.ORDER_ID))
+    traded = inputs.fills.select(pl.col(Fill.SYMBOL).alias(Order.SYMBOL), pl.col(Fill.ORDER_ID).alias(Order.ORDER_ID))
     fill_events = inputs.order_events.filter(pl.col(Order.EVENT) == OrderEvent.FILL.value).select(KEY)
-    filled_ids = pl.concat([traded, fill_events]).drop_nulls().unique()
+    filled_ids = pl.concat([traded, fill_events]).drop_nulls()
     sized = orders.filter(pl.col(Order.QUANTITY).is_not_null())
     cancelled = sized.filter(pl.col(CANCELLED).is_not_null()).group_by(ACCOUNT).agg(
         pl.col(Order.QUANTITY).mean().alias("cancelled_size"))
@@ -87,9 +91,10 @@ def _size_ratio(inputs: FeatureInputs, orders: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def _large_orders(inputs: FeatureInputs, orders: pl.LazyFrame) -> pl.LazyFrame:
+    """Resting orders of at least large_order_multiple x the account's median order size in the symbol."""
     median = pl.col(Order.QUANTITY).median().over(ACCOUNT, Order.SYMBOL)
     is_large = pl.col(Order.QUANTITY) >= inputs.settings.large_order_multiple * median
-    return orders.filter(pl.col(Order.QUANTITY).is_not_null()).filter(is_large & pl.col("resting"))
+    return orders.filter(pl.col(Order.QUANTITY).is_not_null()).filter(is_large & pl.col(RESTING))
 
 
 def _fast_cancel_share(inputs: FeatureInputs, large: pl.LazyFrame) -> pl.LazyFrame:
@@ -98,100 +103,151 @@ def _fast_cancel_share(inputs: FeatureInputs, large: pl.LazyFrame) -> pl.LazyFra
     return large.group_by(ACCOUNT).agg(fast.mean().alias("large_order_fast_cancel_share"))
 
 
-def _live_intervals(frame: pl.LazyFrame, start: str, end: str, keys: list[str]) -> pl.LazyFrame:
-    """+1 at each interval's start, -1 at its end, summed per keys x instant, as a running count per keys.
+# A sweep sorts steps by group, then time. Sorting on several columns is several times slower in polars than
+# on one, so group id and time are packed into one unsigned 64-bit key: group id x 2^37 + microseconds since
+# the day's start (a day is 8.64e10 us < 2^37; the times here lie within the day, clipped to be safe), which
+# leaves 27 bits (134 M) for group ids: books, price levels and orders of one day.
+TIME_BITS = 37
 
-    Intervals are [start, end): events at one instant are netted before counting, so the count at an
-    instant includes what starts then and excludes what ends then. Empty intervals are dropped.
+
+def _sweep_key(group: str, inputs: FeatureInputs, time: str = Order.TIMESTAMP) -> pl.Expr:
+    since_start = (pl.col(time) - pl.lit(inputs.start).cast(TIMESTAMP_DTYPE)).dt.total_microseconds()
+    return (pl.col(group).cast(pl.UInt64) * (1 << TIME_BITS)
+            + since_start.clip(0, (1 << TIME_BITS) - 1).cast(pl.UInt64))
+
+
+def _running_count(steps: pl.LazyFrame, group: str, inputs: FeatureInputs) -> pl.LazyFrame:
+    """A sweep: steps (group, TIMESTAMP, DELTA of +1 / -1, other columns constant per group) -> one row per
+    group x instant with LIVE, the running sum of the group's steps in time order after every step of that
+    instant, and LIVE_BEFORE, the sum just before the instant.
+
+    One sort on one integer key, then only shifts and a global cumulative sum (a group's running sum is the
+    global one minus its value where the group starts): no hashing per row. The steps of one instant are
+    netted (intervals are [start, end)): an order cancelled and another placed at the same instant never
+    count together.
     """
-    spans = frame.filter(pl.col(end) > pl.col(start))
-    steps = pl.concat([
-        spans.select(*keys, pl.col(start).alias(Order.TIMESTAMP), pl.lit(1, pl.Int32).alias(DELTA)),
-        spans.select(*keys, pl.col(end).alias(Order.TIMESTAMP), pl.lit(-1, pl.Int32).alias(DELTA)),
-    ])
+    key = "sweep_key"
+    new_group = (pl.col(group) != pl.col(group).shift(1)).fill_null(True)
+    running = pl.col(DELTA).cum_sum()
+    at_group_start = pl.when(new_group).then(running - pl.col(DELTA)).forward_fill()
     return (
-        steps.group_by(*keys, Order.TIMESTAMP).agg(pl.col(DELTA).sum())
-        .sort(*keys, Order.TIMESTAMP)
-        .with_columns(pl.col(DELTA).cum_sum().over(keys).alias(LIVE))
+        steps.with_columns(_sweep_key(group, inputs).alias(key)).sort(key)
+        .with_columns((running - at_group_start).alias(LIVE))
+        .filter((pl.col(key) != pl.col(key).shift(-1)).fill_null(True))  # the last step of each instant
+        .with_columns(pl.when(new_group).then(0).otherwise(pl.col(LIVE).shift(1)).alias(LIVE_BEFORE))
+        .drop(key, DELTA)
     )
 
 
-def _opposite_fills(inputs: FeatureInputs, large: pl.LazyFrame) -> pl.LazyFrame:
-    """Fills met by a live large order of the other side: a sweep of the number of live large orders per
-    account x symbol x side, looked up at each fill with `join_asof` (O(n log n), however many large orders
-    rest at once; instead of joining each fill with each large order)."""
+def _steps(spans: pl.LazyFrame, columns: list[str]) -> pl.LazyFrame:
+    """+1 at each span's PLACED, -1 at its ENDED; empty spans dropped."""
+    spans = spans.filter(pl.col(ENDED) > pl.col(PLACED))
+    return pl.concat([
+        spans.select(*columns, pl.col(PLACED).alias(Order.TIMESTAMP), pl.lit(1, pl.Int32).alias(DELTA)),
+        spans.select(*columns, pl.col(ENDED).alias(Order.TIMESTAMP), pl.lit(-1, pl.Int32).alias(DELTA)),
+    ])
+
+
+def _until_cancel_or_day_end(inputs: FeatureInputs) -> pl.Expr:
     day_end = _day_end(inputs)
-    spans = large.select(
-        ACCOUNT, Order.SYMBOL, Order.SIDE, PLACED,
-        pl.min_horizontal(pl.col(CANCELLED).fill_null(day_end), day_end).alias(ENDED))
-    live = _live_intervals(spans, PLACED, ENDED, [ACCOUNT, Order.SYMBOL, Order.SIDE])
+    return pl.min_horizontal(pl.col(CANCELLED).fill_null(day_end), day_end)
+
+
+def _opposite_fills(inputs: FeatureInputs, books: pl.LazyFrame, large: pl.LazyFrame) -> pl.LazyFrame:
+    """Fills met by a live large order of the other side, per BOOK_ID of the large orders.
+
+    Rather than joining each fill with each large order of its account x symbol (quadratic for an account with
+    many fills and many large orders), a sweep counts the live large orders per book (account x symbol x side)
+    over time (+1 at new, -1 at cancel or the day's end) and `join_asof` looks the count up at each fill of
+    the account in that symbol on the other side: sorts and one join, O(n log n) in fills + large orders,
+    however many large orders rest at once.
+    """
+    spans = large.select(BOOK_ID, PLACED, _until_cancel_or_day_end(inputs).alias(ENDED))
+    live = _running_count(_steps(spans, [BOOK_ID]), BOOK_ID, inputs).select(BOOK_ID, Order.TIMESTAMP, LIVE)
     # a buy fill (direction +1) is opposite to resting large sells, and vice versa
     opposite = pl.when(pl.col(Fill.DIRECTION) == 1).then(pl.lit(Side.SELL.value)).otherwise(pl.lit(Side.BUY.value))
+    books_with_large = books.join(large.select(BOOK_ID).unique(), on=BOOK_ID, how="semi")
     fills = (
         inputs.fills.select(ACCOUNT, pl.col(Fill.SYMBOL).alias(Order.SYMBOL), opposite.alias(Order.SIDE),
                             Fill.TIMESTAMP)
-        .join(large.select(ACCOUNT, Order.SYMBOL).unique(), on=[ACCOUNT, Order.SYMBOL], how="semi")
+        .join(books_with_large, on=BOOK, how="inner")
+        .select(BOOK_ID, Fill.TIMESTAMP)
         .sort(Fill.TIMESTAMP)
     )
-    met = fills.join_asof(live.sort(Order.TIMESTAMP).select(ACCOUNT, Order.SYMBOL, Order.SIDE, Order.TIMESTAMP,
-                                                             LIVE),
-                          on=Fill.TIMESTAMP, by=[ACCOUNT, Order.SYMBOL, Order.SIDE], strategy="backward")
-    return met.group_by(ACCOUNT).agg(
-        (pl.col(LIVE).fill_null(0) > 0).sum().cast(pl.Int64).alias("opposite_fills_while_large_resting"))
+    # both sides sorted by time overall, hence within every book (polars cannot check it with `by`)
+    met = fills.join_asof(live.sort(Order.TIMESTAMP), on=Fill.TIMESTAMP, by=BOOK_ID, strategy="backward",
+                          check_sortedness=False)
+    return met.filter(pl.col(LIVE) > 0).group_by(BOOK_ID).agg(pl.len().alias(OPPOSITE))
 
 
-def _price_levels(inputs: FeatureInputs) -> pl.LazyFrame:
-    """Sweep: live orders per price level (running +1/-1 count), a level switching on when its count leaves 0
-    and off when it returns to 0, then the running number of lit levels per account x symbol x side."""
-    event = pl.col(Order.EVENT)
-    day_end = _day_end(inputs)
-    lifecycle = inputs.order_events.filter(
-        event.is_in([OrderEvent.NEW.value, OrderEvent.MODIFY.value, OrderEvent.CANCEL.value]))
-    not_market = pl.col(Order.ORDER_TYPE).is_null() | (pl.col(Order.ORDER_TYPE) != MARKET_ORDER_TYPE)
-    # one segment per new / modify: at its price, until the order's next lifecycle event (or the day's end)
-    segments = (
-        lifecycle.sort(*KEY, Order.TIMESTAMP)
-        .with_columns(
-            pl.col(Order.PRICE).forward_fill().over(KEY),
-            pl.col(Order.TIMESTAMP).shift(-1).over(KEY).fill_null(day_end).alias(ENDED),
-            pl.col(Order.SIDE).forward_fill().over(KEY),
-            # a cancel ends the order: later events of the same id do not revive it
-            (event == OrderEvent.CANCEL.value).cum_sum().over(KEY).alias("cancels_before"),
-        )
-        .filter(event.is_in([OrderEvent.NEW.value, OrderEvent.MODIFY.value]) & (pl.col("cancels_before") == 0)
-                & pl.col(Order.PRICE).is_not_null() & not_market)
-        .select(ACCOUNT, Order.SYMBOL, Order.SIDE, Order.PRICE, pl.col(Order.TIMESTAMP).alias(PLACED), ENDED)
+def _price_segments(inputs: FeatureInputs, orders: pl.LazyFrame) -> pl.LazyFrame:
+    """(BOOK_ID, price, PLACED, ENDED): where each resting order stood, and when.
+
+    An order never modified stands at its price from its `new` to its first cancel or the day's end. A
+    modified order stands at each price (the `new`'s, then each `modify`'s; a modify without a price keeps
+    the `new`'s) until its next modify, its cancel or the day's end; modifies at or after the cancel are
+    ignored. Only orders with modifies go through the time ordering within an order.
+    """
+    resting = orders.filter(pl.col(RESTING))
+    ended = _until_cancel_or_day_end(inputs)
+    modifies = (
+        inputs.order_events.filter(pl.col(Order.EVENT) == OrderEvent.MODIFY.value)
+        .select(*KEY, pl.col(Order.TIMESTAMP).alias(PLACED), pl.col(Order.PRICE).alias("new_price"))
+        .join(resting.select(*KEY, ORDER_IDX, BOOK_ID, Order.PRICE, CANCELLED), on=KEY, how="inner")
+        .select(ORDER_IDX, BOOK_ID, pl.col("new_price").fill_null(pl.col(Order.PRICE)).alias(Order.PRICE),
+                PLACED, CANCELLED)
     )
-    book = [ACCOUNT, Order.SYMBOL, Order.SIDE]
-    per_level = _live_intervals(segments, PLACED, ENDED, [*book, Order.PRICE])
-    lit_now = (pl.col(LIVE) > 0).cast(pl.Int32)
-    switches = per_level.with_columns(
-        (lit_now - lit_now.shift(1).over([*book, Order.PRICE]).fill_null(0)).alias(DELTA))
-    levels = (
-        switches.group_by(*book, Order.TIMESTAMP).agg(pl.col(DELTA).sum())
-        .sort(*book, Order.TIMESTAMP)
-        .with_columns(pl.col(DELTA).cum_sum().over(book).alias(LIVE))
+    modified = modifies.select(ORDER_IDX).unique()
+    plain = resting.join(modified, on=ORDER_IDX, how="anti").select(BOOK_ID, Order.PRICE, PLACED,
+                                                                     ended.alias(ENDED))
+    chain = pl.concat([
+        resting.join(modified, on=ORDER_IDX, how="semi").select(ORDER_IDX, BOOK_ID, Order.PRICE, PLACED, CANCELLED),
+        modifies,
+    ]).filter(pl.col(CANCELLED).is_null() | (pl.col(PLACED) < pl.col(CANCELLED)))
+    same_order_next = pl.col(ORDER_IDX) == pl.col(ORDER_IDX).shift(-1)
+    stepped = (
+        # each order's events in time order; stable, so a modify at the instant of its `new` comes after it
+        chain.sort(_sweep_key(ORDER_IDX, inputs, PLACED), maintain_order=True)
+        .with_columns(pl.min_horizontal(pl.when(same_order_next).then(pl.col(PLACED).shift(-1)), ended).alias(ENDED))
+        .select(BOOK_ID, Order.PRICE, PLACED, ENDED)
     )
-    return levels.group_by(ACCOUNT).agg(pl.col(LIVE).max().cast(pl.Int64).alias("max_price_levels_one_side"))
+    return pl.concat([plain, stepped])
+
+
+def _price_levels(inputs: FeatureInputs, orders: pl.LazyFrame) -> pl.LazyFrame:
+    """Max lit levels per BOOK_ID. Sweep 1: live orders per price level (book x price, given an integer id);
+    a level lights (+1) when its count leaves 0 and goes dark (-1) when it returns to 0. Sweep 2: the running
+    number of lit levels per book."""
+    segments = _price_segments(inputs, orders).cache()
+    level_ids = segments.select(BOOK_ID, Order.PRICE).unique().with_row_index(LEVEL_ID)
+    steps = _steps(segments.join(level_ids, on=[BOOK_ID, Order.PRICE], how="inner"), [LEVEL_ID, BOOK_ID])
+    per_level = _running_count(steps, LEVEL_ID, inputs)
+    switch = (pl.col(LIVE) > 0).cast(pl.Int32) - (pl.col(LIVE_BEFORE) > 0).cast(pl.Int32)
+    switches = per_level.select(BOOK_ID, Order.TIMESTAMP, switch.alias(DELTA)).filter(pl.col(DELTA) != 0)
+    return _running_count(switches, BOOK_ID, inputs).group_by(BOOK_ID).agg(pl.col(LIVE).max().alias(LEVELS))
 
 
 def order_intent_features(inputs: FeatureInputs) -> pl.LazyFrame:
-    orders = _orders(inputs)
-    large = _large_orders(inputs, orders)
-    with_orders = inputs.order_events.select(ACCOUNT).drop_nulls().unique().with_columns(
-        pl.lit(True).alias("has_orders"))
+    orders = _orders(inputs).cache()  # read by every feature below: computed once
+    # integer ids for account x symbol x side (sorted: the same ids wherever the plan reads them), so that
+    # the sweeps sort and compare numbers, not strings
+    books = orders.select(BOOK).unique().sort(BOOK).with_row_index(BOOK_ID).cache()
+    orders = orders.join(books, on=BOOK, how="inner").with_row_index(ORDER_IDX).cache()
+    large = _large_orders(inputs, orders).cache()
+    per_book = books.join(_opposite_fills(inputs, books, large), on=BOOK_ID, how="left").join(
+        _price_levels(inputs, orders), on=BOOK_ID, how="left")
     per_account = (
-        with_orders
+        inputs.order_events.select(ACCOUNT).drop_nulls().unique()
+        .join(per_book.group_by(ACCOUNT).agg(pl.col(OPPOSITE).sum(), pl.col(LEVELS).max()), on=ACCOUNT,
+              how="left")
         .join(_size_ratio(inputs, orders), on=ACCOUNT, how="left")
         .join(_fast_cancel_share(inputs, large), on=ACCOUNT, how="left")
-        .join(_opposite_fills(inputs, large), on=ACCOUNT, how="left")
-        .join(_price_levels(inputs), on=ACCOUNT, how="left")
+        .with_columns(pl.lit(True).alias("has_orders"))
     )
     return _accounts(inputs).join(per_account, on=ACCOUNT, how="left").select(
         ACCOUNT,
         pl.col("cancelled_to_filled_size_ratio"),
         pl.col("large_order_fast_cancel_share"),
-        pl.when(pl.col("has_orders")).then(pl.col("opposite_fills_while_large_resting").fill_null(0))
-        .alias("opposite_fills_while_large_resting"),
-        pl.col("max_price_levels_one_side"),
+        pl.when(pl.col("has_orders")).then(pl.col(OPPOSITE).fill_null(0)).cast(pl.Int64).alias(OPPOSITE),
+        pl.col(LEVELS).cast(pl.Int64),
     )

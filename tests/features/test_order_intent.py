@@ -3,10 +3,16 @@
 The `trades` helper names trade i's orders `bo{i}` (buyer) and `so{i}` (seller): orders with those ids are
 the ones the trades filled. Default settings: large = 5 x the median size, fast cancel = 1 000 ms.
 """
+import random
+from collections import defaultdict
+from datetime import timedelta
+from statistics import median
+
 import polars as pl
+import pytest
 
 from surveillance_pipeline.features.order_intent import FEATURES, order_intent_features
-from tests.features.conftest import by_account, inputs, orders, trades
+from tests.features.conftest import at, by_account, inputs, orders, trades
 
 BTC = "BTCUSDT"
 
@@ -150,15 +156,97 @@ def test_max_price_levels_one_side():
 def test_price_levels_follow_modifies_and_merge_equal_prices():
     day_orders = orders([
         (0, "o1", "h", BTC, "buy", 99.0, 1.0, "new"),
-        (1, "o1", "h", BTC, "buy", 98.0, 1.0, "modify"),   # o1 moves from 99 to 98
-        (2, "o2", "h", BTC, "buy", 99.0, 1.0, "new"),      # 98 and 99
+        (1, "o1", "h", BTC, "buy", 98.0, 1.0, "modify"),   # o1 moves from 99 to 98: 1 level
+        (2, "o2", "h", BTC, "buy", 99.0, 1.0, "new"),      # 98 and 99: 2 levels
         (3, "o3", "h", BTC, "buy", 98.0, 1.0, "new"),      # a second order at 98: still 2 levels
         (4, "o4", "h", BTC, "sell", 101.0, 1.0, "new"),    # the other side is counted apart
-        (5, "o5", "h", BTC, "buy", 97.0, 1.0, "market"),   # not a real event, ignored
-        (6, "o6", "h", BTC, "buy", None, 1.0, "new"),      # no price (market order): not resting
+        (5, "o5", "h", BTC, "buy", 96.0, 1.0, "new"),
+        (5, "o5", "h", BTC, "buy", 99.0, 1.0, "modify"),   # moved at once from 96 to 99: never at 96
+        (6, "o6", "h", BTC, "buy", 95.0, 1.0, "new"),      # 95, 98, 99: 3 levels from 6 s ...
+        (7, "o6", "h", BTC, "buy", None, None, "cancel"),  # ... to 7 s
+        (8, "o6", "h", BTC, "buy", 94.0, 1.0, "modify"),   # after its cancel: ignored (else 94 would make 4)
+        (8, "o8", "h", BTC, "buy", 93.0, 1.0, "new"),      # 93, 98, 99: 3 levels
+        (9, "o7", "h", BTC, "buy", None, 1.0, "new"),      # no price (market order): not resting
     ])
     rows = by_account(order_intent_features(inputs(trades([]), day_orders)))
-    assert rows["h"]["max_price_levels_one_side"] == 2
+    assert rows["h"]["max_price_levels_one_side"] == 3
+
+
+def test_trades_with_accounts_but_no_orders():
+    day_trades = trades([(0, BTC, "buy", 100.0, 1.0, "a", "b")])
+    rows = by_account(order_intent_features(inputs(day_trades)))
+    assert set(rows) == {"a", "b"}
+    assert all(value is None for row in rows.values() for name, value in row.items() if name != "account_id")
+
+
+def _brute_force(day_orders: pl.DataFrame, day_trades: pl.DataFrame, multiple: float = 5.0):
+    """max_price_levels_one_side and opposite_fills_while_large_resting by the definitions, row by row."""
+    events = sorted(day_orders.to_dicts(), key=lambda e: e["timestamp"])  # stable: a new before its modify
+    first_new, cancelled, modifies = {}, {}, defaultdict(list)
+    for e in events:
+        key = (e["symbol"], e["order_id"])
+        if e["event"] == "new":
+            first_new.setdefault(key, e)
+        elif e["event"] == "cancel":
+            cancelled.setdefault(key, e["timestamp"])
+        elif e["event"] == "modify":
+            modifies[key].append(e)
+    day_end = at(0).replace(hour=0) + timedelta(days=1)
+    segments = []  # (account, symbol, side, price, start, end)
+    for key, order in first_new.items():
+        if order["price"] is None:
+            continue
+        end = cancelled.get(key, day_end)
+        stops = [(order["timestamp"], order["price"])] + [(m["timestamp"], m["price"]) for m in modifies[key]]
+        stops = [stop for stop in stops if stop[0] < end]
+        for i, (start, price) in enumerate(stops):
+            stop_end = stops[i + 1][0] if i + 1 < len(stops) else end
+            segments.append((order["user_id"], order["symbol"], order["side"], price, start, stop_end))
+    levels = {}
+    for t in sorted({s[4] for s in segments}):
+        live = defaultdict(set)
+        for account, symbol, side, price, start, end in segments:
+            if start <= t < end:
+                live[(account, symbol, side)].add(price)
+        for (account, _, _), prices in live.items():
+            levels[account] = max(levels.get(account, 0), len(prices))
+    sizes = defaultdict(list)
+    for (symbol, _), order in first_new.items():
+        sizes[(order["user_id"], symbol)].append(order["quantity"])
+    large = [o for (symbol, _), o in first_new.items()
+             if o["price"] is not None and o["quantity"] >= multiple * median(sizes[(o["user_id"], symbol)])]
+    opposite = defaultdict(int)
+    for trade in day_trades.to_dicts():
+        for account, other_side in ((trade["buyer_id"], "sell"), (trade["seller_id"], "buy")):
+            opposite[account] += any(
+                o["user_id"] == account and o["symbol"] == trade["symbol"] and o["side"] == other_side
+                and o["timestamp"] <= trade["timestamp"] < cancelled.get((o["symbol"], o["order_id"]), day_end)
+                for o in large)
+    return levels, opposite
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_sweeps_agree_with_brute_force(seed):
+    draw = random.Random(seed)
+    rows = []
+    for i in range(draw.randint(1, 25)):
+        user, symbol, side = draw.choice("uvw"), draw.choice(["A", "B"]), draw.choice(["buy", "sell"])
+        t, size = draw.randint(0, 20), draw.choice([1.0, 1.0, 1.0, 2.0, 10.0])
+        rows.append((t, f"o{i}", user, symbol, side, draw.choice([99.0, 100.0, 101.0]), size, "new"))
+        fate = draw.random()
+        if fate < 0.5:
+            rows.append((t + draw.randint(0, 5), f"o{i}", user, symbol, side, None, None, "cancel"))
+        if fate > 0.7:
+            rows.append((t + draw.randint(0, 5), f"o{i}", user, symbol, side, draw.choice([99.0, 103.0]), size,
+                         "modify"))
+    day_trades = trades([(draw.randint(0, 25), draw.choice(["A", "B"]), "buy", 100.0, 1.0, draw.choice("uvw"),
+                          draw.choice("uvw")) for _ in range(draw.randint(0, 10))])
+    day_orders = orders(rows)
+    levels, opposite = _brute_force(day_orders, day_trades)
+    for account, row in by_account(order_intent_features(inputs(day_trades, day_orders))).items():
+        if account in {r[2] for r in rows}:
+            assert row["max_price_levels_one_side"] == levels.get(account), account
+            assert row["opposite_fills_while_large_resting"] == opposite.get(account, 0), account
 
 
 def test_spoofer_scores_above_market_maker():

@@ -1,0 +1,159 @@
+import random
+from datetime import timedelta
+
+import polars as pl
+import pytest
+
+from surveillance_pipeline.features.base import Fill
+from surveillance_pipeline.features.price_impact import FEATURES, _book_quotes, price_impact_features
+from tests.features.conftest import by_account, inputs, orders, trades
+
+DAY = timedelta(days=1)
+
+NAMES = ["account_id"] + [f.name for f in FEATURES]
+
+
+def _vwap_day():
+    return inputs(trades([
+        (0, "BTCUSDT", "buy", 100.0, 1.0, "a", "b"),    # a takes (buys)
+        (10, "BTCUSDT", "sell", 102.0, 3.0, "c", "a"),  # a takes (sells)
+        (60, "BTCUSDT", "buy", 110.0, 1.0, "d", "b"),   # 10:01, its own minute
+    ]))
+
+
+def test_columns_are_the_catalogue():
+    assert price_impact_features(_vwap_day()).collect().columns == NAMES
+
+
+def test_anonymous_tape_has_no_rows():
+    day = inputs(trades([(0, "BTCUSDT", "buy", 100.0, 1.0, None, None),
+                         (5, "BTCUSDT", "sell", 99.0, 1.0, None, None)]))
+    frame = price_impact_features(day).collect()
+    assert frame.columns == NAMES and frame.height == 0
+
+
+def test_vwap_deviation(approx):
+    rows = by_account(price_impact_features(_vwap_day()))
+    # 10:00 VWAP = (100 x 1 + 102 x 3) / 4 = 101.5; 10:01 VWAP = 110
+    # a: (|100 - 101.5| + |102 - 101.5|) / 2 / 101.5 x 1e4 = 1 / 101.5 x 1e4
+    assert rows["a"]["vwap_deviation_bps"] == approx(98.52216748768473)
+    # b: (1.5 / 101.5 x 1e4 + 0 / 110) / 2 = 0.75 / 101.5 x 1e4
+    assert rows["b"]["vwap_deviation_bps"] == approx(73.89162561576354)
+    assert rows["d"]["vwap_deviation_bps"] == 0.0
+
+
+def test_slippage(approx):
+    rows = by_account(price_impact_features(_vwap_day()))
+    # a bought at 100 (+1 x -1.5) and sold at 102 (-1 x +0.5): mean (-1.5 - 0.5) / 2 / 101.5 x 1e4
+    assert rows["a"]["slippage_bps"] == approx(-98.52216748768473)
+    assert rows["d"]["slippage_bps"] == 0.0
+    assert rows["b"]["slippage_bps"] is None and rows["c"]["slippage_bps"] is None  # makers only
+
+
+def test_reversal(approx):
+    day = inputs(trades([
+        (0, "BTCUSDT", "buy", 100.0, 1.0, "a", "m"),    # a buys at 100
+        (5, "BTCUSDT", "buy", 101.0, 1.0, None, None),
+        (20, "BTCUSDT", "sell", 99.0, 1.0, None, None),
+        (40, "BTCUSDT", "sell", 98.0, 1.0, None, None),
+        (50, "BTCUSDT", "sell", 98.5, 1.0, "m", "a"),   # a sells at 98.5; nothing trades after it
+    ]), reversal_seconds=30)
+    rows = by_account(price_impact_features(day))
+    # buy at t=0: p(30 s) = 99 (t=20) -> -(+1) x (99 - 100) / 100 x 1e4 = +100
+    # sell at t=50: p(80 s) = 98.5, its own price -> 0;  mean (100 + 0) / 2
+    assert rows["a"]["reversal_bps"] == approx(50.0)
+    assert rows["m"]["reversal_bps"] is None
+
+
+def test_effective_spread_from_trade_bounce(approx):
+    day = inputs(trades([
+        (0, "BTCUSDT", "buy", 101.0, 1.0, None, None),
+        (1, "BTCUSDT", "sell", 99.0, 1.0, None, None),
+        (2, "BTCUSDT", "buy", 101.5, 1.0, "a", "m"),    # last buy 101, last sell 99: mid 100
+        (3, "BTCUSDT", "sell", 99.2, 1.0, "m", "a"),    # last buy 101.5, last sell 99: mid 100.25
+        (3, "ETHUSDT", "buy", 10.0, 1.0, "e", "m"),     # nothing traded before: no mid
+    ]))
+    rows = by_account(price_impact_features(day))
+    # t=2: 2 x 1.5 / 100 x 1e4 = 300;  t=3: 2 x 1.05 / 100.25 x 1e4 = 209.47630922693267
+    # mean (300 + 209.47630922693267) / 2
+    assert rows["a"]["effective_spread_bps"] == approx(254.73815461346633)
+    assert rows["e"]["effective_spread_bps"] is None
+    assert rows["m"]["effective_spread_bps"] is None
+
+
+def test_effective_spread_from_order_book(approx):
+    day_trades = trades([
+        (0, "BTCUSDT", "buy", 100.8, 1.0, "a", "n"),    # a lifts n's ask so0 (fills it: it leaves the book)
+        (10, "BTCUSDT", "sell", 99.0, 1.0, "m", "a"),   # a hits a bid
+        (20, "BTCUSDT", "buy", 101.0, 1.0, "m", "n"),   # m buys: the only ask left is m's own
+    ])
+    day_orders = orders([
+        (-10, "o1", "m", "BTCUSDT", "buy", 99.0, 1.0, "new"),
+        (-10, "o2", "n", "BTCUSDT", "buy", 99.5, 1.0, "new"),
+        (-1, "o2", "n", "BTCUSDT", "buy", None, None, "cancel"),    # gone before t=0
+        (-10, "o3", "m", "BTCUSDT", "sell", 101.0, 5.0, "new"),
+        (-10, "o4", "a", "BTCUSDT", "buy", 100.5, 1.0, "new"),      # a's own bid: not a quote for a
+        (-10, "so0", "n", "BTCUSDT", "sell", 100.8, 1.0, "new"),    # filled by trade 0
+    ])
+    rows = by_account(price_impact_features(inputs(day_trades, day_orders)))
+    # a at t=0: bid 99.0 (o1), ask 100.8 (so0, live up to its fill) -> mid 99.9: 2 x 0.9 / 99.9 x 1e4
+    #   = 180.18018018018017;  at t=10: bid 99.0, ask 101.0 (o3) -> mid 100: 2 x 1 / 100 x 1e4 = 200
+    assert rows["a"]["effective_spread_bps"] == approx((180.18018018018017 + 200.0) / 2)
+    # m at t=20: bid 100.5 (o4) but no ask of another account -> bounce: last buy 100.8, last sell 99
+    #   -> mid 99.9: 2 x 1.1 / 99.9 x 1e4
+    assert rows["m"]["effective_spread_bps"] == approx(220.22022022022023)
+
+
+def _naive_quotes(day_trades: pl.DataFrame, day_orders: pl.DataFrame, fills: pl.DataFrame) -> dict:
+    """Best bid / ask of the other accounts per taker fill, by brute force (the test's oracle)."""
+    new, end = {}, {}
+    for row in day_orders.sort("timestamp").iter_rows(named=True):
+        if row["event"] == "new":
+            new[row["order_id"]] = row
+        else:
+            end.setdefault(row["order_id"], row["timestamp"])  # the first cancel
+    filled: dict[str, float] = {}
+    for row in day_trades.sort("timestamp").iter_rows(named=True):
+        for oid in (row["buyer_order_id"], row["seller_order_id"]):
+            if oid in new:
+                filled[oid] = filled.get(oid, 0.0) + row["quantity"]
+                if filled[oid] >= new[oid]["quantity"] and row["timestamp"] < end.get(oid, row["timestamp"] + DAY):
+                    end[oid] = row["timestamp"]  # fully filled before any cancel
+    quotes = {}
+    for fill in fills.filter(pl.col(Fill.IS_TAKER)).iter_rows(named=True):
+        t = fill["timestamp"]
+        live = [o for oid, o in new.items()
+                if o["user_id"] != fill["account_id"] and o["timestamp"] <= t <= end.get(oid, t)]
+        bids = [o["price"] for o in live if o["side"] == "buy"]
+        asks = [o["price"] for o in live if o["side"] == "sell"]
+        if bids or asks:
+            quotes[fill["fill_row"]] = (max(bids) if bids else None, min(asks) if asks else None)
+    return quotes
+
+
+@pytest.mark.parametrize(("seed", "n_orders", "lifetime_s"), [(7, 500, 40.0), (8, 150, 20.0), (9, 60, 200.0)])
+def test_order_book_reconstruction_matches_brute_force(seed, n_orders, lifetime_s):
+    rng = random.Random(seed)
+    accounts = [f"u{i}" for i in range(6)]
+    order_rows, trade_rows = [], []
+    for i in range(n_orders):  # a thick or a thin book; 40 % of the orders are never cancelled
+        placed, user, side = rng.uniform(-50, 600), rng.choice(accounts), rng.choice(["buy", "sell"])
+        order_rows.append((placed, f"o{i}", user, "BTCUSDT", side, round(100 + rng.uniform(-3, 3), 1), 1.0, "new"))
+        if rng.random() < 0.6:
+            order_rows.append((placed + rng.expovariate(1 / lifetime_s), f"o{i}", user, "BTCUSDT", side, None, None,
+                               "cancel"))
+    for i in range(400):  # 400 fill times (> 256: three levels of the 16-ary tree), 1.5 s apart
+        trade_rows.append((i * 1.5 + rng.choice([0, 0, 0.5]), "BTCUSDT", rng.choice(["buy", "sell"]),
+                           round(100 + rng.uniform(-3, 3), 1), rng.choice([0.5, 1.0]), *rng.sample(accounts, 2)))
+    day_orders = orders(order_rows)
+    day_trades = trades(trade_rows).with_columns(  # every third trade fills (part of) resting order o<i>
+        pl.when(pl.int_range(pl.len()) % 3 == 0).then(pl.format("o{}", pl.int_range(pl.len())))
+        .otherwise(pl.col("seller_order_id")).alias("seller_order_id"))
+    day = inputs(day_trades, day_orders)
+    fills = day.fills.with_row_index("fill_row")
+    got = {r["fill_row"]: (r["best_bid"], r["best_ask"])
+           for r in _book_quotes(day, fills.filter(pl.col(Fill.IS_TAKER))).collect().iter_rows(named=True)
+           if (r["best_bid"], r["best_ask"]) != (None, None)}
+    expected = _naive_quotes(day_trades, day_orders, fills.collect())
+    assert len(expected) > 200
+    assert got == expected
