@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import re
+import time
 
 import numpy as np
 import polars as pl
@@ -156,6 +157,57 @@ def test_cancels_follow_their_new_and_only_for_unfilled_rest(scenario):
     market = orders.filter(pl.col(Order.ORDER_TYPE) == "market")
     assert market[Order.PRICE].null_count() == market.height
     assert ((market["filled"] - market[Order.QUANTITY]).abs() < 1e-9).all()
+
+
+def _book_at_minute_ends(scenario, spec: ScenarioSpec) -> pl.DataFrame:
+    """Best live bid and ask per symbol at every 1-minute bar end of the scenario (null: that side empty).
+
+    A resting order (one with a price) is live from its `new` until its cancel or the trade that completes
+    it (its fills, through buyer / seller order ids, add up to its quantity), [new, end): it counts at a bar
+    end e with new <= e < end. Each live interval is exploded into the bar ends it spans."""
+    minute, tick = datetime.timedelta(minutes=1), datetime.timedelta(microseconds=1)
+    start = datetime.datetime.combine(spec.start_date, datetime.time(), tzinfo=datetime.UTC)
+    end = start + datetime.timedelta(days=spec.days)
+    new = scenario.orders.filter((pl.col(Order.EVENT) == NEW) & pl.col(Order.PRICE).is_not_null())
+    cancelled = scenario.orders.filter(pl.col(Order.EVENT) == CANCEL).group_by(Order.ORDER_ID).agg(
+        pl.col(Order.TIMESTAMP).min().alias("cancelled_at"))
+    legs = pl.concat([scenario.trades.select(pl.col(col).alias(Order.ORDER_ID), Trade.TIMESTAMP, Trade.QUANTITY)
+                      for col in (Trade.BUYER_ORDER_ID, Trade.SELLER_ORDER_ID)])
+    completed = (legs.join(new.select(Order.ORDER_ID, pl.col(Order.QUANTITY).alias("size")), on=Order.ORDER_ID)
+                 .sort(Trade.TIMESTAMP)
+                 .filter(pl.col(Trade.QUANTITY).cum_sum().over(Order.ORDER_ID) >= pl.col("size") - 1e-9)
+                 .group_by(Order.ORDER_ID).agg(pl.col(Trade.TIMESTAMP).min().alias("completed_at")))
+    live = (new.join(cancelled, on=Order.ORDER_ID, how="left").join(completed, on=Order.ORDER_ID, how="left")
+            .with_columns(pl.min_horizontal("cancelled_at", "completed_at").fill_null(end).alias("end"))
+            .with_columns((pl.col(Order.TIMESTAMP) - tick).dt.truncate("1m").dt.offset_by("1m").alias("first"),
+                          (pl.col("end") - tick).dt.truncate("1m").alias("last"))
+            .filter(pl.col("last") >= pl.col("first")))
+    exploded = live.select(Order.SYMBOL, Order.SIDE, Order.PRICE,
+                           pl.datetime_ranges("first", "last", "1m").alias("bar_end")).explode("bar_end")
+    best = exploded.group_by(Order.SYMBOL, "bar_end").agg(
+        pl.col(Order.PRICE).filter(pl.col(Order.SIDE) == BUY).max().alias("bid"),
+        pl.col(Order.PRICE).filter(pl.col(Order.SIDE) == SELL).min().alias("ask"))
+    bar_ends = pl.DataFrame({"bar_end": pl.datetime_range(start + minute, end, "1m", eager=True)})
+    grid = pl.DataFrame({Order.SYMBOL: list(spec.symbols)}).join(bar_ends, how="cross")
+    return grid.join(best, on=[Order.SYMBOL, "bar_end"], how="left")
+
+
+@pytest.mark.parametrize("which", ["scenario", "clean"])
+def test_the_live_book_is_never_crossed_at_bar_ends(which, request):
+    # A limit order that crosses the spread executes at once on a venue: only its rest, if any, rests,
+    # on its own side. So the best live bid stays below the best live ask.
+    spec = SMALL if which == "scenario" else CLEAN
+    book = _book_at_minute_ends(request.getfixturevalue(which), spec)
+    assert book.height == len(spec.symbols) * 24 * 60 * spec.days
+    two_sided = book.filter(pl.col("bid").is_not_null() & pl.col("ask").is_not_null())
+    assert two_sided.height > 0.99 * book.height  # market makers quote both sides all day
+    crossed = two_sided.filter(pl.col("bid") >= pl.col("ask"))
+    assert crossed.height / book.height < 0.005, crossed.head()  # an abuse episode might, for an instant
+    if which == "clean":
+        assert crossed.height == 0, crossed.head()
+    # ... and the quotes follow the mid: the quoted spread stays a few basis points wide.
+    spread_bps = (two_sided["ask"] - two_sided["bid"]) / ((two_sided["ask"] + two_sided["bid"]) / 2) * 10_000
+    assert 0 < spread_bps.median() < 50
 
 
 # --- realistic, unlabelled background ----------------------------------------------------------------
@@ -372,6 +424,13 @@ def test_write_scenario_writes_three_csv_files_that_read_back(scenario, tmp_path
 def test_a_million_trades(request):
     if "slow" not in (request.config.getoption("markexpr") or ""):
         pytest.skip("slow: run with -m slow")
-    result = generate_scenario(ScenarioSpec(days=10, seed=1, trades_per_day=100_000))
+    spec = ScenarioSpec(days=10, seed=1, trades_per_day=100_000)
+    started = time.perf_counter()
+    result = generate_scenario(spec)
+    elapsed = time.perf_counter() - started
+    request.node.user_properties.append(("generation_seconds", round(elapsed, 1)))
+    assert elapsed < 60, f"generating {result.trades.height} trades took {elapsed:.0f} s"
     assert 900_000 <= result.trades.height <= 1_400_000
     assert result.labels.height >= 10 * len(TRADE_LEVEL_PATTERNS)
+    book = _book_at_minute_ends(result, spec)
+    assert book.filter(pl.col("bid") >= pl.col("ask")).height < 0.005 * book.height

@@ -37,15 +37,17 @@ def account_feature_table(inputs: FeatureInputs) -> pl.DataFrame:
     Anonymous tapes (no account ids) give an empty table with the same columns.
     """
     accounts = pl.concat([
-        inputs.fills.select(ACCOUNT),
-        inputs.order_events.select(ACCOUNT),
-    ]).drop_nulls().unique()
+        inputs.fills.select(pl.col(ACCOUNT).cast(pl.String)),
+        inputs.order_events.select(pl.col(ACCOUNT).cast(pl.String)),
+    ]).drop_nulls().unique().collect()
     table = accounts
+    # One calculator at a time: their results are small (a row per account), their working sets are not,
+    # so running them one after another bounds peak memory by the largest rather than the sum.
     for calculator, specs in CALCULATORS:
-        table = table.join(calculator(inputs).select(ACCOUNT, *[s.name for s in specs]), on=ACCOUNT, how="left")
+        result = calculator(inputs).select(pl.col(ACCOUNT).cast(pl.String), *[s.name for s in specs]).collect()
+        table = table.join(result, on=ACCOUNT, how="left")
     return (
         table.with_columns(pl.lit(inputs.day).alias(DATE))
         .select(ACCOUNT, DATE, *[s.name for s in ACCOUNT_FEATURES])
         .sort(ACCOUNT)
-        .collect()
     )

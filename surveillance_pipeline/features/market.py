@@ -43,8 +43,9 @@ Conventions:
     about one row per order-second (~75 rows per trade on the scenario generator's tapes).
 
 Implementation: the trades are read once and compacted (symbol as an Enum, account and order ids as 64-bit
-hashes), sorted by symbol and time once, and each bar size is one group_by over runs of that order; the
-stages are collected eagerly (each is read by several later ones) and the result is returned as a LazyFrame.
+hashes), sorted by symbol and time once, and each bar size is one group_by over runs of that order. The
+stages are collected eagerly (each is read by several later ones), the independent group_bys side by side
+with `pl.collect_all` (most are single-threaded), and the result is returned as a LazyFrame.
 Linear apart from the sorts: joins are equi-joins on keys (a new order with its cancel, a bar with its
 book), never a pairwise comparison of trades or orders.
 """
@@ -147,7 +148,7 @@ def _runs(*keys: pl.Expr) -> pl.Expr:
     return changed.cum_sum()
 
 
-def _trade_aggregates(trades: pl.DataFrame, bar: str) -> pl.DataFrame:
+def _trade_aggregates(trades: pl.DataFrame, bar: str) -> pl.LazyFrame:
     """Everything a bar takes straight from its trades, sorted by symbol and bar_start."""
     start = pl.col(Trade.TIMESTAMP).dt.truncate(bar)
     pair = pl.col(_DP_PREV).is_not_null() & (pl.col(_TS2).dt.truncate(bar) == start)
@@ -182,7 +183,6 @@ def _trade_aggregates(trades: pl.DataFrame, bar: str) -> pl.DataFrame:
             pl.when(pl.col(_RANK) == pl.col(_RANK).shift(1))
             .then((pl.col("close") / pl.col("close").shift(1)).log()).alias("return_log"),
         )
-        .collect()
     )
 
 
@@ -194,7 +194,7 @@ def _finer_returns(finer: pl.DataFrame, bar: str) -> pl.LazyFrame:
     )
 
 
-def _rush_orders(trades: pl.DataFrame, window_ms: int) -> pl.DataFrame:
+def _rush_orders(trades: pl.DataFrame, window_ms: int) -> pl.LazyFrame:
     """One row (symbol rank, time of its first trade) per rush order: >= 2 buy-initiated trades sharing a
     buyer order id, or, for trades without one, one rush_window_ms window."""
     buys = trades.lazy().filter(pl.col(_IS_BUY))
@@ -205,7 +205,6 @@ def _rush_orders(trades: pl.DataFrame, window_ms: int) -> pl.DataFrame:
     return (
         pl.concat([by_order.select(_RANK, Trade.TIMESTAMP, "_n"), by_window.select(_RANK, Trade.TIMESTAMP, "_n")])
         .filter(pl.col("_n") >= 2).select(_RANK, Trade.TIMESTAMP)
-        .collect()
     )
 
 
@@ -218,18 +217,15 @@ def _roll_spread_bps() -> pl.Expr:
     )
 
 
-def _order_segments(inputs: FeatureInputs, symbols: pl.Enum) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Resting-order intervals (symbol rank, is_bid, price, start, `_end`; null `_end`: open to the end of
-    the input): one per `new` / `modify` at its price, until the order's next lifecycle event. Fills ignored.
-    Also the ranks of the symbols with lifecycle events. Orders of symbols without trades are dropped (they
-    have no bars)."""
+def _order_events(inputs: FeatureInputs, symbols: pl.Enum) -> pl.DataFrame:
+    """The day's `new` / `modify` / `cancel` events compacted to numbers; events of symbols without trades are
+    dropped (they have no bars)."""
     event = pl.col(Order.EVENT)
-    rank = pl.col(Order.SYMBOL).cast(symbols, strict=False).to_physical()
-    events = (
+    return (
         inputs.orders
         .filter(event.is_in([OrderEvent.NEW.value, OrderEvent.MODIFY.value, OrderEvent.CANCEL.value]))
         .select(
-            rank.alias(_RANK),
+            pl.col(Order.SYMBOL).cast(symbols, strict=False).to_physical().alias(_RANK),
             Order.ORDER_ID,
             Order.TIMESTAMP,
             (event == OrderEvent.NEW.value).alias(_NEW),
@@ -244,21 +240,24 @@ def _order_segments(inputs: FeatureInputs, symbols: pl.Enum) -> tuple[pl.DataFra
         .drop(Order.ORDER_ID)
         .collect()
     )
+
+
+def _order_segments(events: pl.DataFrame) -> pl.LazyFrame:
+    """Resting-order intervals (symbol rank, is_bid, price, start, `_end`; null `_end`: open to the end of
+    the input): one per `new` / `modify` at its price, until the order's next lifecycle event. Fills
+    ignored."""
     columns = [_RANK, _IS_BID, Order.PRICE, Order.TIMESTAMP, _END]
-    with_events = events.select(pl.col(_RANK).unique(), pl.lit(True).alias(_HAS_ORDERS))
     if (events[_NEW] | events[_CANCEL]).all():
         # the common case, no `modify`: a `new` lives until the order's first cancel; a hash join, no sort
         cancels = events.lazy().filter(_CANCEL).group_by(_ORDER).agg(pl.col(Order.TIMESTAMP).min().alias(_END))
-        segments = (
+        return (
             events.lazy()
             .filter(pl.col(_NEW) & pl.col(_RESTING) & pl.col(Order.PRICE).is_not_null())
             .join(cancels, on=_ORDER, how="left")
             .select(columns)
-            .collect()
         )
-        return segments, with_events
     same = pl.col(_ORDER) == pl.col(_ORDER).shift(-1)
-    segments = (
+    return (
         events.lazy()
         .sort(_ORDER, Order.TIMESTAMP, maintain_order=True)
         .with_columns(pl.when(same).then(pl.col(Order.TIMESTAMP).shift(-1)).alias(_END))
@@ -270,12 +269,10 @@ def _order_segments(inputs: FeatureInputs, symbols: pl.Enum) -> tuple[pl.DataFra
         .filter(~pl.col(_CANCEL) & (pl.col("_cancels_before") == 0) & pl.col(Order.PRICE).is_not_null()
                 & pl.col(_RESTING))
         .select(columns)
-        .collect()
     )
-    return segments, with_events
 
 
-def _book_at_bar_ends(segments: pl.DataFrame, bars: pl.DataFrame, bar: str) -> pl.DataFrame:
+def _book_at_bar_ends(segments: pl.DataFrame, bars: pl.DataFrame, bar: str) -> pl.LazyFrame:
     """Best bid and ask of the live resting orders at the end of each bar (symbol rank, bar_start)."""
     is_bid = pl.col(_IS_BID)
     # a finite interval [start, end) is live at the bar ends e with start < e <= end: the bars starting
@@ -311,7 +308,7 @@ def _book_at_bar_ends(segments: pl.DataFrame, bars: pl.DataFrame, bar: str) -> p
             .with_columns(combine(name, _BEST).alias(name))
             .select(_RANK, BAR_START, _BAR_END, _BID, _ASK)
         )
-    return book.select(_RANK, BAR_START, _BID, _ASK).collect()
+    return book.select(_RANK, BAR_START, _BID, _ASK)
 
 
 def _quoted_spread_bps() -> pl.Expr:
@@ -322,12 +319,18 @@ def _quoted_spread_bps() -> pl.Expr:
 def market_features(inputs: FeatureInputs) -> pl.LazyFrame:
     """The market feature table (see the module docstring); built eagerly in stages, returned lazy."""
     trades = _prepared_trades(inputs)
-    rush_groups = _rush_orders(trades, inputs.settings.rush_window_ms)
-    segments, order_ranks = _order_segments(inputs, trades.schema[Trade.SYMBOL])
+    events = _order_events(inputs, trades.schema[Trade.SYMBOL])
+    order_ranks = events.select(pl.col(_RANK).unique(), pl.lit(True).alias(_HAS_ORDERS))
+    # the group_bys below are independent and mostly single-threaded: run them side by side
+    segments, rush_groups, *aggregates = pl.collect_all([
+        _order_segments(events), _rush_orders(trades, inputs.settings.rush_window_ms),
+        *(_trade_aggregates(trades, bar) for bar in BARS)])
+    by_bar = dict(zip(BARS, aggregates))
+    books = dict(zip(ORDER_SPREAD_BARS, pl.collect_all(
+        [_book_at_bar_ends(segments, by_bar[bar], bar) for bar in ORDER_SPREAD_BARS]) if order_ranks.height else []))
     tables: list[pl.DataFrame] = []
     finer: pl.DataFrame | None = None
-    for bar in BARS:
-        bars = _trade_aggregates(trades, bar)
+    for bar, bars in by_bar.items():
         lazy = bars.lazy()
         if finer is not None:  # realised vol from the finer bars' returns instead of trade-to-trade
             lazy = lazy.drop(_SQ, _N_RET).join(_finer_returns(finer, bar), on=[_RANK, BAR_START], how="left",
@@ -336,9 +339,8 @@ def market_features(inputs: FeatureInputs) -> pl.LazyFrame:
             pl.len().cast(pl.Int64).alias("rush_orders"))
         lazy = lazy.join(rush, on=[_RANK, BAR_START], how="left", maintain_order="left")
         spread = _roll_spread_bps()
-        if bar in ORDER_SPREAD_BARS and order_ranks.height:
-            book = _book_at_bar_ends(segments, bars, bar)
-            lazy = (lazy.join(book.lazy(), on=[_RANK, BAR_START], how="left", maintain_order="left")
+        if bar in books:
+            lazy = (lazy.join(books[bar].lazy(), on=[_RANK, BAR_START], how="left", maintain_order="left")
                     .join(order_ranks.lazy(), on=_RANK, how="left", maintain_order="left"))
             spread = pl.when(pl.col(_HAS_ORDERS).fill_null(False)).then(_quoted_spread_bps()).otherwise(spread)
         table = lazy.select(

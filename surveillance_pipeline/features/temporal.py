@@ -15,7 +15,6 @@ from __future__ import annotations
 import polars as pl
 
 from surveillance_pipeline.features.base import ACCOUNT, FeatureInputs, FeatureSpec, Fill, shannon_entropy
-from surveillance_pipeline.features.volume import window_history
 
 GROUP = "temporal"
 FEATURES = [
@@ -135,7 +134,7 @@ def _day_timing(day: pl.LazyFrame, inputs: FeatureInputs) -> pl.LazyFrame:
 
 def temporal_features(inputs: FeatureInputs) -> pl.LazyFrame:
     day = executions(inputs.fills)
-    window = pl.concat([executions(window_history(inputs)), day])
+    window = pl.concat([executions(inputs.history_fills), day])
     both = _day_timing(day, inputs).join(_entropies(window), on=ACCOUNT, how="left")
     mean, std = pl.col("gap_mean"), pl.col("gap_std")
     two_gaps = pl.col("gaps") >= 2

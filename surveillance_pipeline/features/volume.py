@@ -7,7 +7,6 @@ Daily volumes are per UTC day. The look-back window is `features.lookback_days` 
 """
 from __future__ import annotations
 
-from datetime import timedelta
 
 import polars as pl
 
@@ -35,13 +34,6 @@ FEATURES = [
 
 _VOLUME = "volume"
 _DAY = "trade_date"
-
-
-def window_history(inputs: FeatureInputs) -> pl.LazyFrame:
-    """History fills inside the look-back window: the lookback_days - 1 days before the day."""
-    first = inputs.start - timedelta(days=inputs.settings.lookback_days - 1)
-    ts = pl.col(Fill.TIMESTAMP)
-    return inputs.history_fills.filter((ts >= first) & (ts < inputs.start))
 
 
 def _daily(fills: pl.LazyFrame) -> pl.LazyFrame:
@@ -85,7 +77,7 @@ def _consistency(all_days: pl.LazyFrame, days: int) -> pl.LazyFrame:
 
 def volume_features(inputs: FeatureInputs) -> pl.LazyFrame:
     columns = [ACCOUNT, Fill.TIMESTAMP, Fill.NOTIONAL]
-    history_fills = window_history(inputs).select(columns)
+    history_fills = inputs.history_fills.select(columns)
     history = _history_mean(_daily(history_fills))
     window_days = _daily(pl.concat([history_fills, inputs.fills.select(columns)]))
     consistency = _consistency(window_days, inputs.settings.lookback_days)

@@ -3,7 +3,13 @@
 Retail accounts arrive as takers (mostly market orders) with seasonal Poisson timing, lognormal sizes
 and heavy-tailed activity per account. Market makers quote both sides near the touch all day and
 cancel-and-replace both quotes together on their own clock, so their cancels are symmetric and unrelated
-to their fills. Taker orders decided by plans (rallies, pumps, a hyperactive account) are matched the same way.
+to their fills. Taker orders decided by plans (rallies, pumps, a hyperactive account) are matched the same way:
+against the best live quotes first, or against a retail limit order resting at the touch.
+
+The book stays uncrossed (scenarios.book): a quote is priced at the touch's far edge over its life, a
+retail maker is placed after the price last went through its level and its unfilled rest is cancelled before
+the price goes through it again, an unfilled limit order rests well away and is pulled when the price comes
+to it. Takers' orders execute in full when they arrive (market orders, or limits priced to execute).
 
 Requote instants are even microseconds and taker arrivals odd ones, so a fill never coincides with a
 requote and every fill lies strictly inside the life of the quote it hits.
@@ -14,6 +20,7 @@ import math
 
 import numpy as np
 
+from surveillance_pipeline.scenarios.book import NEVER
 from surveillance_pipeline.scenarios.context import DayContext
 from surveillance_pipeline.scenarios.market import ACTIVITY, SECONDS_PER_DAY, US, sample_times, to_grid
 
@@ -28,11 +35,13 @@ MM_QUOTE_MEDIANS = 3.0  # typical market-maker quote size, in retail medians
 MM_ORDERS_PER_FILL = 5  # sets the requote rate: order-to-trade ratio of a market maker
 MM_MIN_REQUOTES = 1_440  # at least about one requote a minute per symbol
 MM_FULL_FILL_SHARE = 0.03  # quotes that end fully filled instead of cancelled
-RETAIL_MAKER_LEAD_S = 120.0  # mean time a retail limit order rests before it is hit
-RETAIL_PARTIAL_SHARE = 0.25  # retail limit orders larger than their fill, cancelled later
+RETAIL_MAKER_LEAD_S = 120.0  # mean time a retail limit order rests before it is hit (less if the price was through it)
+RETAIL_PARTIAL_SHARE = 0.25  # retail limit orders larger than their fill, cancelled later (if the price stays away)
 RETAIL_CANCEL_AFTER_S = 600.0
+RETAIL_MIN_REST_S = 5.0  # a partly filled order's rest is left only if the price stays away this long
 UNFILLED_LIMIT_RATE = 0.08  # unfilled retail limit orders per taker order
 UNFILLED_CANCEL_SHARE = 0.7
+UNFILLED_AWAY_S = 300.0  # unfilled orders rest about this many seconds' typical move away from the touch
 DAY_VOLUME_SIGMA = 0.08  # day-to-day variation of activity
 
 MM_QUOTE_WEIGHTS = np.sqrt(ACTIVITY) + 0.2
@@ -68,13 +77,16 @@ def _simulate_symbol(day: DayContext, symbol: str, target_trades: float) -> None
     # Market-maker quotes and which quote each fill hits.
     quote_ts, quote_mm, quote_bid, quote_ask, quote_next = _mm_quotes(day, symbol, target_trades)
     is_mm = (k[o_idx] > 1) | (rng.random(nf) < mm_share[o_idx])
-    slot = (rng.integers(0, n_mm, n)[o_idx] + pos) % n_mm
-    quote = np.full(nf, -1, dtype=np.int64)
+    # Price priority among the makers: a taker order meets the best live quote first, a sweep the next ones.
+    live = np.full((n, n_mm), -1, dtype=np.int64)  # each maker's live quote at each taker arrival
     for m in range(n_mm):
-        mask = is_mm & (slot == m)
         own = np.flatnonzero(quote_mm == m)
-        j = np.searchsorted(quote_ts[own], f_ts[mask]) - 1
-        quote[mask] = np.where(j >= 0, own[np.maximum(j, 0)], -1)
+        j = np.searchsorted(quote_ts[own], ts) - 1
+        live[:, m] = np.where(j >= 0, own[np.maximum(j, 0)], -1)
+    cost = np.where(buy[:, None], quote_ask[live], -quote_bid[live])
+    cost[live < 0] = np.inf
+    best_first = np.lexsort((rng.random((n, n_mm)), cost), axis=-1)
+    quote = np.where(is_mm, live[o_idx, best_first[o_idx, pos]], -1)
     is_mm = quote >= 0
     bid_now, ask_now = market.touch(symbol, f_ts)
     price = np.where(f_buy, ask_now, bid_now)
@@ -110,7 +122,8 @@ def _taker_orders(day: DayContext, symbol: str, target_trades: float):
     buy = rng.random(n) < 0.5 + MOMENTUM_TILT * np.tanh(z)
     qty = profile.median_qty * rng.lognormal(0.0, RETAIL_SIZE_SIGMA, n)
     f_ts, f_acct, f_buy, f_qty, f_mm_share = day.forced.for_symbol(day.sym(symbol))
-    ts = np.minimum(np.concatenate([ts, f_ts]), day.day_end - 1) | 1
+    # Odd instants, before the scenario's last quotes are pulled (day_end - 2 on its last day).
+    ts = np.minimum(np.concatenate([ts, f_ts]), day.day_end - 3) | 1
     taker = np.concatenate([taker, f_acct])
     buy = np.concatenate([buy, f_buy])
     qty = np.maximum(profile.lot, to_grid(np.concatenate([qty, f_qty]), profile.lot))
@@ -130,8 +143,18 @@ def _split_fills(rng: np.random.Generator, qty: np.ndarray, k: np.ndarray, o_idx
 
 
 def _mm_quotes(day: DayContext, symbol: str, target_trades: float):
-    """Requote instants and prices of every market maker: arrays over all quotes, grouped by maker."""
+    """Requote instants and prices of every market maker: arrays over all quotes, grouped by maker.
+
+    A quote lives from its requote to the maker's next one (the day's last into the next day's first seconds,
+    or until just before the scenario ends) and is priced at the far edge of the touch over that life
+    (lowest bid, highest ask; plus the maker's own offset), so it follows the mid yet never rests through
+    the touch (scenarios.book)."""
     rng, n_mm = day.rng, len(day.accounts.market_makers)
+    touch = day.touch(symbol)
+    # The day's last quotes stay up over midnight until about the next day's first ones (before the end).
+    last_pull = day.day_end - 2
+    if day.day_end < day.scenario_end:
+        last_pull = day.day_end + 2 + (int(rng.integers(0, 2 * US)) & ~1)
     expected_fills = target_trades * MM_MAKER_SHARE / n_mm
     requotes = max(MM_MIN_REQUOTES, int(MM_ORDERS_PER_FILL * expected_fills / 2))
     all_ts, all_mm, all_bid, all_ask, all_next = [], [], [], [], []
@@ -143,9 +166,11 @@ def _mm_quotes(day: DayContext, symbol: str, target_trades: float):
                 grid = np.arange(start, end, int(interval_s * US), dtype=np.int64)
                 parts.append(grid + rng.integers(0, int(interval_s * US), len(grid)))
         q = np.sort(np.concatenate(parts) & ~np.int64(1))  # even instants; sort+diff, np.unique is slow
-        q = q[np.append(True, np.diff(q) > 0) & (q >= day.day_start) & (q < day.day_end)]
-        bid, ask = day.market.touch(symbol, q, extra_ticks=int(rng.integers(0, 2)))
-        nxt = np.append(q[1:], -1)
+        q = q[np.append(True, np.diff(q) > 0) & (q >= day.day_start) & (q < last_pull)]
+        nxt = np.append(q[1:], last_pull)
+        extra = int(rng.integers(0, 2))
+        lowest_bid, highest_ask = touch.envelope(q, nxt - 1)
+        bid, ask = touch.price(lowest_bid - extra), touch.price(highest_ask + extra)
         all_ts.append(q), all_mm.append(np.full(len(q), m)), all_bid.append(bid), all_ask.append(ask)
         all_next.append(nxt)
     return tuple(np.concatenate(a) for a in (all_ts, all_mm, all_bid, all_ask, all_next))
@@ -153,7 +178,8 @@ def _mm_quotes(day: DayContext, symbol: str, target_trades: float):
 
 def _emit_mm_orders(day, sym, profile, quote_ts, quote_mm, quote_bid, quote_ask, quote_next,
                     fill_quote, fill_buy, fill_qty, maker, maker_oid, mm_mask) -> None:
-    """Both sides of every quote: new at the requote, cancel of the unfilled rest at the next requote."""
+    """Both sides of every quote: new at the requote, cancel of the unfilled rest at the next requote (or at
+    the day's last pull, around midnight)."""
     rng, n_quotes = day.rng, len(quote_ts)
     key = fill_quote * 2 + fill_buy  # a taker buy hits the ask (side 1)
     filled = np.round(np.bincount(key, fill_qty, minlength=2 * n_quotes), 9)
@@ -169,7 +195,7 @@ def _emit_mm_orders(day, sym, profile, quote_ts, quote_mm, quote_bid, quote_ask,
     prices = np.where(is_ask, quote_ask[q], quote_bid[q])
     day.tape.add_orders(oid=oids, ts=quote_ts[q], user=users, sym=sym, buy=~is_ask, price=prices,
                         qty=size, cancel=False, market=False)
-    cancel = (quote_next[q] >= 0) & ~full
+    cancel = ~full
     day.tape.add_orders(oid=oids[cancel], ts=quote_next[q][cancel], user=users[cancel], sym=sym,
                         buy=~is_ask[cancel], price=prices[cancel], qty=np.round(size - filled, 9)[cancel],
                         cancel=True, market=False)
@@ -178,8 +204,11 @@ def _emit_mm_orders(day, sym, profile, quote_ts, quote_mm, quote_bid, quote_ask,
 
 
 def _emit_retail_makers(day, sym, profile, f_ts, f_buy, f_taker, price, fill_qty, maker, maker_oid, mask) -> None:
-    """Resting retail limit orders that the fills in `mask` hit; some were larger and are cancelled later."""
+    """Resting retail limit orders that the fills in `mask` hit, at the touch; some were larger and are
+    cancelled later. Each rests on its own side of the touch all its life (scenarios.book): it is placed
+    after the price last went through its level and its rest is cancelled before the price goes through it."""
     rng, retail = day.rng, day.accounts.retail
+    touch = day.touch(day.spec.symbols[sym])
     n = int(mask.sum())
     pos = rng.choice(len(retail), n, p=day.accounts.retail_weights)
     account = retail[pos]
@@ -190,18 +219,21 @@ def _emit_retail_makers(day, sym, profile, f_ts, f_buy, f_taker, price, fill_qty
     placed = ts - lead
     early = placed < day.day_start
     placed[early] = day.day_start + ((ts[early] - day.day_start) * rng.random(int(early.sum()))).astype(np.int64)
-    # An order that would have crossed the book when placed is instead placed within the fill's second.
-    bid, ask = day.market.touch(day.spec.symbols[sym], placed)
-    crossing = np.where(rests_sell, price <= bid, price >= ask)
-    placed[crossing] = ts[crossing] // US * US
+    # It sits at the touch when hit; placed after the price last went through its level, it waits less.
+    since = touch.safe_since(ts, ~rests_sell, price)  # <= the start of the fill's (odd) microsecond's second
+    late = placed < since
+    placed[late] = since[late] + (rng.random(int(late.sum())) * (ts[late] - since[late])).astype(np.int64)
     qty = fill_qty[mask]
-    partial = rng.random(n) < RETAIL_PARTIAL_SHARE
+    cancel_at = ts + (rng.exponential(RETAIL_CANCEL_AFTER_S, n) * US).astype(np.int64) + 1_000
+    until = touch.safe_until(ts, ~rests_sell, price)
+    # A rest that the price would go through within seconds of the fill is not left behind: fully filled.
+    partial = (rng.random(n) < RETAIL_PARTIAL_SHARE) & (until - ts > RETAIL_MIN_REST_S * US)
     size = np.where(partial, to_grid(qty * rng.uniform(1.2, 3.0, n), profile.lot, "ceil"), qty)
     oids = day.tape.reserve_order_ids(n)
     day.tape.add_orders(oid=oids, ts=placed, user=account, sym=sym, buy=~rests_sell, price=price,
                         qty=size, cancel=False, market=False)
-    cancel_at = ts + (rng.exponential(RETAIL_CANCEL_AFTER_S, n) * US).astype(np.int64) + 1_000
-    cancel = partial & (cancel_at < day.day_end)
+    cancel_at = _pulled_before(cancel_at, until, day.day_end)
+    cancel = partial & (cancel_at >= 0)
     day.tape.add_orders(oid=oids[cancel], ts=cancel_at[cancel], user=account[cancel], sym=sym,
                         buy=~rests_sell[cancel], price=price[cancel],
                         qty=np.round(size - qty, 9)[cancel], cancel=True, market=False)
@@ -209,21 +241,40 @@ def _emit_retail_makers(day, sym, profile, f_ts, f_buy, f_taker, price, fill_qty
     maker_oid[mask] = oids
 
 
+def _pulled_before(cancel_at: np.ndarray, until: np.ndarray, day_end: int) -> np.ndarray:
+    """When an order that wants to be cancelled at cancel_at is cancelled, given that the price goes through
+    it at `until` (book.NEVER: not before the scenario ends): the earlier of the two, or -1 (never cancelled)
+    when it would rest past midnight and the price never reaches it."""
+    pulled = np.minimum(cancel_at, until - 1)
+    return np.where((until == NEVER) & (cancel_at >= day_end), -1, pulled)
+
+
 def _emit_unfilled_limits(day: DayContext, symbol: str, n_takers: int) -> None:
-    """Retail limit orders resting away from the touch that never trade; most are cancelled."""
+    """Retail limit orders resting away from the touch that never trade: most are cancelled after a while,
+    any of them as soon as the price is about to reach it; the others stay while the price never does."""
     rng, profile, accounts = day.rng, day.profiles[symbol], day.accounts
+    touch = day.touch(symbol)
     n = int(rng.poisson(UNFILLED_LIMIT_RATE * n_takers))
     ts = day.day_start + sample_times(rng, ACTIVITY, n)
     account = accounts.retail[rng.choice(len(accounts.retail), n, p=accounts.retail_weights)]
     buy = rng.random(n) < 0.5
     bid, ask = day.market.touch(symbol, ts)
-    away = rng.geometric(0.15, n) * profile.tick
+    # Away from the touch by a few ticks plus a few minutes' worth of price moves.
+    typical_move = profile.daily_vol * math.sqrt(UNFILLED_AWAY_S / SECONDS_PER_DAY)
+    move_ticks = day.market.mid(symbol, ts) * typical_move / profile.tick
+    away = (rng.geometric(0.15, n) + np.round(move_ticks * rng.exponential(1.0, n))) * profile.tick
     price = np.round(np.where(buy, bid - away, ask + away), 9)
+    price = np.where(buy, np.maximum(price, profile.tick), price)
     qty = np.maximum(profile.lot, to_grid(profile.median_qty * rng.lognormal(0.0, RETAIL_SIZE_SIGMA, n), profile.lot))
-    oids = day.tape.reserve_order_ids(n)
+    until = touch.safe_until(ts, buy, price)
+    keep = until - ts > 1_000  # placed at least a millisecond before the price reaches it
+    cancel_at = ts + (rng.exponential(300.0, n) * US).astype(np.int64) + 1_000
+    wants = rng.random(n) < UNFILLED_CANCEL_SHARE
+    cancel_at = _pulled_before(np.where(wants, cancel_at, NEVER), until, day.day_end)
+    ts, account, buy, price, qty, cancel_at = (a[keep] for a in (ts, account, buy, price, qty, cancel_at))
+    oids = day.tape.reserve_order_ids(len(ts))
     day.tape.add_orders(oid=oids, ts=ts, user=account, sym=day.sym(symbol), buy=buy, price=price, qty=qty,
                         cancel=False, market=False)
-    cancel_at = ts + (rng.exponential(300.0, n) * US).astype(np.int64) + 1_000
-    cancel = (rng.random(n) < UNFILLED_CANCEL_SHARE) & (cancel_at < day.day_end)
+    cancel = cancel_at >= 0
     day.tape.add_orders(oid=oids[cancel], ts=cancel_at[cancel], user=account[cancel], sym=day.sym(symbol),
                         buy=buy[cancel], price=price[cancel], qty=qty[cancel], cancel=True, market=False)

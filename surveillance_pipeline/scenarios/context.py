@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from surveillance_pipeline.contract import Pattern
+from surveillance_pipeline.scenarios.book import SymbolTouch, TouchIndex
 from surveillance_pipeline.scenarios.market import DAY_US, US, PricePath, to_grid
 from surveillance_pipeline.scenarios.spec import ScenarioSpec, SymbolProfile
 from surveillance_pipeline.scenarios.tape import Tape
@@ -15,6 +16,7 @@ MIN_MARKET_MAKERS, MAX_MARKET_MAKERS = 3, 10
 ACTIVITY_SIGMA = 1.1  # lognormal spread of retail activity: a few busy accounts, many occasional ones
 EPISODE_GAP_US = 10 * 60 * US  # labelled episodes on one symbol keep this far apart when they can
 DAY_EDGE_US = 15 * 60 * US  # and this far from midnight
+TOUCH_WINDOW_AFTER_DAY_US = 3 * 3600 * US  # a day's orders are checked against the touch this far past midnight
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,8 @@ class DayContext:
     forced: ForcedTakers = field(default_factory=ForcedTakers)
     fast_windows: list[tuple[str, int, int, float]] = field(default_factory=list)  # symbol, start, end, requote s
     labels: list[EpisodeLabel] = field(default_factory=list)
+    touches: dict[str, SymbolTouch] = field(default_factory=dict)  # set once every overlay is laid
+    _touch_windows: dict[str, TouchIndex] = field(default_factory=dict)
     _occupied: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
     _abuser_pool: list[int] = field(default_factory=list)
 
@@ -85,11 +89,28 @@ class DayContext:
         return self.day_start + DAY_US
 
     @property
+    def scenario_end(self) -> int:
+        return self.market.start_us + self.market.seconds * US
+
+    @property
     def symbols(self) -> list[str]:
         return list(self.spec.symbols)
 
     def sym(self, symbol: str) -> int:
         return self.spec.symbols.index(symbol)
+
+    def touch(self, symbol: str) -> TouchIndex:
+        """The symbol's reference touch over the day (and a few hours past it): see scenarios.book."""
+        index = self._touch_windows.get(symbol)
+        if index is None:
+            if symbol not in self.touches:
+                raise RuntimeError("scenario: the reference touch is read only after every price overlay is laid")
+            index = self.touches[symbol].window(self.day_start, self.day_end + TOUCH_WINDOW_AFTER_DAY_US)
+            self._touch_windows[symbol] = index
+        return index
+
+    def release_touch(self) -> None:
+        self._touch_windows.clear()
 
     def uniform_us(self, low_s: float, high_s: float) -> int:
         return int(self.rng.uniform(low_s, high_s) * US)
@@ -163,11 +184,29 @@ class Episode:
         self.day.tape.trade(ts, self.sym, taker_buy, price, qty, buyer, seller, buyer_oid, seller_oid)
         return taker_oid
 
+    def resting_since(self, ts: int, buy: bool, price: float, lead_us: int, inside: bool = False) -> int:
+        """When an order resting at price until ts is placed: lead_us before ts, or later if the price was
+        through it in between (it must rest on its own side of the touch: scenarios.book). The order must
+        be on its side at ts itself."""
+        since = int(self.day.touch(self.symbol).safe_since(ts, buy, price, inside))
+        if since > ts:
+            raise ValueError(f"scenario: a {'buy' if buy else 'sell'} at {price} would cross the book at {ts}")
+        placed = ts - max(1, lead_us)
+        if placed < since:  # placed at a random instant once the price has left its level
+            placed = since + int(self.day.rng.random() * (ts - since))
+        return placed
+
     def cross(self, ts: int, maker: int, taker: int, taker_buy: bool, price: float, qty: float,
-              maker_lead_us: int) -> None:
-        """A maker limit order placed maker_lead_us before ts, filled completely by a taker at ts."""
-        maker_oid = self.place(ts - max(1, maker_lead_us), maker, not taker_buy, price, qty)
+              maker_lead_us: int, inside: bool = False) -> None:
+        """A maker limit order placed up to maker_lead_us before ts (never while the price is through it),
+        filled completely by a taker at ts. inside: the maker may rest inside the spread (scenarios.book)."""
+        placed = self.resting_since(ts, not taker_buy, price, maker_lead_us, inside)
+        maker_oid = self.place(placed, maker, not taker_buy, price, qty)
         self.fill(ts, maker_oid, maker, taker, taker_buy, price, qty)
+
+    def rests_at(self, ts: int, buy: bool, price: float, inside: bool = False) -> bool:
+        """Whether an order at price would be on its own side of the touch at ts."""
+        return bool(self.day.touch(self.symbol).ok_at(ts, buy, price, inside))
 
     def force(self, ts, account, buy, qty, track: bool = True, mm_share: float = np.nan) -> None:
         """Taker orders the background matches against its makers."""

@@ -9,6 +9,7 @@ import polars as pl
 
 from surveillance_pipeline.contract import LABEL_SCHEMA, USER_IDS_SEPARATOR, Label
 from surveillance_pipeline.scenarios.background import simulate_background
+from surveillance_pipeline.scenarios.book import SymbolTouch
 from surveillance_pipeline.scenarios.book_abuse import inject_layering, inject_quote_stuffing, inject_spoofing
 from surveillance_pipeline.scenarios.context import DayContext, EpisodeLabel, build_accounts
 from surveillance_pipeline.scenarios.excessive import inject_excessive_trading
@@ -39,13 +40,19 @@ def generate_scenario(spec: ScenarioSpec) -> Scenario:
     start_us = _midnight_us(spec.start_date)
     market = PricePath(start_us, spec.days, profiles, np.random.default_rng(price_seed))
     tape = Tape()
-    labels: list[EpisodeLabel] = []
-    for day_index, day_seed in enumerate(days_seed.spawn(spec.days)):
-        day = DayContext(spec, np.random.default_rng(day_seed), tape, market, accounts, profiles,
-                         start_us + day_index * DAY_US)
-        # Price overlays first: everything priced later in the day sees them.
+    days = [DayContext(spec, np.random.default_rng(day_seed), tape, market, accounts, profiles,
+                       start_us + day_index * DAY_US)
+            for day_index, day_seed in enumerate(days_seed.spawn(spec.days))]
+    # Price overlays of every day first: every order is priced against the final path, so that no resting
+    # order is ever through the touch (scenarios.book), even one still live when a later day's rally starts.
+    pumps = []
+    for day in days:
         plan_rallies(day)
-        pump = None if spec.clean else plan_pump(day)
+        pumps.append(None if spec.clean else plan_pump(day))
+    touches = {symbol: SymbolTouch(market, symbol) for symbol in spec.symbols}
+    labels: list[EpisodeLabel] = []
+    for day, pump in zip(days, pumps):
+        day.touches = touches
         plan_round_trips(day)
         if pump is not None:
             inject_pump(day, pump)
@@ -53,6 +60,7 @@ def generate_scenario(spec: ScenarioSpec) -> Scenario:
                 for _ in range(count):
                     inject(day)
         simulate_background(day)
+        day.release_touch()
         labels.extend(day.labels)
     trades, orders = tape.build(list(spec.symbols), accounts.names)
     return Scenario(trades=trades, orders=orders, labels=_labels_frame(labels, accounts.names))

@@ -57,6 +57,7 @@ class PricePath:
         seasonal_scale = np.sqrt(np.tile(ACTIVITY, days))
         t_scale = math.sqrt((RETURN_TAIL_DF - 2) / RETURN_TAIL_DF)
         self._log_mid: dict[str, np.ndarray] = {}
+        self._centre: dict[str, np.ndarray] = {}
         for symbol, profile in profiles.items():
             sigma = profile.daily_vol / math.sqrt(SECONDS_PER_DAY)
             steps = rng.standard_t(RETURN_TAIL_DF, self.seconds) * t_scale * sigma * seasonal_scale
@@ -66,6 +67,7 @@ class PricePath:
     def add_overlay(self, symbol: str, start_us: int, log_shift: np.ndarray) -> None:
         """Add a per-second log-price shift from start_us on; its last value persists to the end."""
         path = self._log_mid[symbol]
+        self._centre.pop(symbol, None)
         first = (start_us - self.start_us) // US
         if first >= self.seconds or len(log_shift) == 0:
             return
@@ -83,10 +85,18 @@ class PricePath:
     def mid(self, symbol: str, ts_us: np.ndarray | int) -> np.ndarray:
         return np.exp(self.log_mid(symbol, ts_us))
 
+    def centre_ticks(self, symbol: str) -> np.ndarray:
+        """floor(mid / tick) for every second of the scenario: the touch's centre, in ticks (cached)."""
+        centre = self._centre.get(symbol)
+        if centre is None:
+            centre = np.floor(np.exp(self._log_mid[symbol]) / self.profiles[symbol].tick).astype(np.int64)
+            self._centre[symbol] = centre
+        return centre
+
     def touch(self, symbol: str, ts_us: np.ndarray | int, extra_ticks: np.ndarray | int = 0):
         """(best bid, best ask) at ts; extra_ticks widens the quote (a market maker's own offset)."""
         profile = self.profiles[symbol]
-        centre = np.floor(self.mid(symbol, ts_us) / profile.tick)
+        centre = self.centre_ticks(symbol)[self._index(ts_us)]
         half = profile.half_spread_ticks + np.asarray(extra_ticks)
         bid = np.round((centre - half + 1) * profile.tick, 9)
         ask = np.round((centre + half) * profile.tick, 9)

@@ -100,6 +100,8 @@ def inject_pump(day: DayContext, plan: PumpPlan) -> None:
             filled_at = int(rng.integers(plan.pump_start + int(0.3 * plan.rise_s * US), top_end))
             placed = max(plan.pump_start, filled_at - int(rng.uniform(0.2, 20.0) * US))
             price = day.market.best_ask(plan.symbol, filled_at)
+            # At the ask when lifted, and never below it before (scenarios.book).
+            placed = ep.resting_since(filled_at, False, price, filled_at - placed)
             sell = ep.place(placed, organiser, False, price, qty)
             ep.fill(filled_at, sell, organiser, int(rng.choice(rush)), True, price, qty)
         rest = float(np.round(held - sum(into_spike), 9))

@@ -1,7 +1,10 @@
 """Wash trading (self-trades, or two colluding accounts) and circular trading (a ring passing the same size on).
 
 No beneficial ownership changes: the same quantity goes back and forth (or round the ring) at about one
-price within minutes. Each trade is a resting limit order of one party filled by the other's order.
+price within minutes. Each trade is a resting limit order of one party filled by the other's order. The
+resting side is one that the market has not run through (its price may sit inside the spread, never across
+it: scenarios.book), so when the price has drifted off the episode's anchor the resting side is the one
+left behind by the move.
 """
 from __future__ import annotations
 
@@ -33,7 +36,10 @@ def inject_self_wash(day: DayContext) -> None:
     anchor, qty = day.market.mid(symbol, t), day.size(symbol, *WASH_SIZE_MEDIANS)
     for _ in range(n):
         price = _near(day, symbol, anchor)
-        ep.cross(t, account, account, bool(rng.random() < 0.5), price, qty, day.uniform_us(*MAKER_LEAD_S))
+        taker_buy = bool(rng.random() < 0.5)
+        if not ep.rests_at(t, not taker_buy, price, inside=True):
+            taker_buy = not taker_buy
+        ep.cross(t, account, account, taker_buy, price, qty, day.uniform_us(*MAKER_LEAD_S), inside=True)
         t += day.uniform_us(*WASH_GAP_S)
     ep.close()
 
@@ -77,8 +83,10 @@ def inject_circular(day: DayContext) -> None:
 def _transfer(day: DayContext, ep, symbol: str, ts: int, seller: int, buyer: int, price: float, qty: float) -> None:
     """seller delivers qty to buyer; either of them may be the resting side."""
     seller_rests = bool(day.rng.random() < 0.5)
+    if not ep.rests_at(ts, not seller_rests, price, inside=True):
+        seller_rests = not seller_rests
     maker, taker = (seller, buyer) if seller_rests else (buyer, seller)
-    ep.cross(ts, maker, taker, taker == buyer, price, qty, day.uniform_us(*MAKER_LEAD_S))
+    ep.cross(ts, maker, taker, seller_rests, price, qty, day.uniform_us(*MAKER_LEAD_S), inside=True)
 
 
 def _near(day: DayContext, symbol: str, anchor: float) -> float:

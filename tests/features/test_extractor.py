@@ -35,3 +35,17 @@ def test_include_exclude_and_round_trip():
         FeatureExtractor(include=["nope"]).fit(_table())
     with pytest.raises(RuntimeError, match="not fitted"):
         FeatureExtractor().transform(_table())
+
+
+def test_feature_docs_are_current_and_complete():
+    from pathlib import Path
+
+    from surveillance_pipeline.features.account import ACCOUNT_FEATURES
+    from surveillance_pipeline.features.catalog import features_markdown
+    from surveillance_pipeline.features.market import MARKET_FEATURES
+
+    docs = Path(__file__).resolve().parents[2] / "docs" / "FEATURES.md"
+    assert docs.read_text() == features_markdown(), "run `surveillance features docs` to regenerate docs/FEATURES.md"
+    names = [f.name for f in ACCOUNT_FEATURES + MARKET_FEATURES]
+    assert len(names) == len(set(names))
+    assert all(f.unit and len(f.meaning) > 10 for f in ACCOUNT_FEATURES + MARKET_FEATURES)
