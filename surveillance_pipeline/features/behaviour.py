@@ -33,24 +33,23 @@ FEATURES = [
 ]
 
 _QUANTITY_DECIMALS = 9
-_ROW = "fill_row"
+
+
+def _pair() -> pl.Expr:
+    """The account x symbol pair as a 64-bit hash: integer sorts and windows are several times faster than
+    string ones (a collision, odds ~n^2 / 2^65, would merge two pairs' queues)."""
+    return pl.struct(ACCOUNT, Fill.SYMBOL).hash().alias("pair")
 
 
 def _cumulative(fills: pl.LazyFrame, direction: int, prefix: str) -> pl.LazyFrame:
-    """One side's fills with their cumulative quantity per account x symbol (time, then trade id order).
-
-    The account x symbol pair is keyed by a 64-bit hash: integer sorts and windows are several times faster
-    than string ones (a collision, odds ~n^2 / 2^65, would merge two pairs' queues).
-    """
+    """One side's fills with their cumulative quantity per account x symbol (time, then trade id order)."""
     return (
         fills.filter((pl.col(Fill.DIRECTION) == direction) & (pl.col(Fill.QUANTITY) > 0))
-        .select(pl.struct(ACCOUNT, Fill.SYMBOL).hash().alias("pair"), _ROW, Fill.TIMESTAMP, Fill.TRADE_ID,
-                Fill.PRICE, Fill.QUANTITY)
+        .select("pair", Fill.TIMESTAMP, Fill.TRADE_ID, Fill.PRICE, Fill.QUANTITY)
         .sort("pair", Fill.TIMESTAMP, Fill.TRADE_ID)
         .select("pair",
                 pl.col(Fill.QUANTITY).cum_sum().over("pair").round(_QUANTITY_DECIMALS).alias("cum"),
-                pl.col(_ROW).alias(f"{prefix}_row"), pl.col(Fill.TIMESTAMP).alias(f"{prefix}_time"),
-                pl.col(Fill.PRICE).alias(f"{prefix}_price"))
+                pl.col(Fill.TIMESTAMP).alias(f"{prefix}_time"), pl.col(Fill.PRICE).alias(f"{prefix}_price"))
     )
 
 
@@ -61,7 +60,8 @@ def round_trips(fills: pl.LazyFrame) -> pl.LazyFrame:
     ending at x belongs to the first buy and the first sell whose cumulative quantity is >= x (a backward
     fill along the sorted ends), and only segments up to min(bought, sold) are matched.
     """
-    fills = fills.with_row_index(_ROW)
+    fills = fills.select(ACCOUNT, Fill.SYMBOL, Fill.TIMESTAMP, Fill.TRADE_ID, Fill.PRICE, Fill.QUANTITY,
+                         Fill.DIRECTION).with_columns(_pair())
     buys, sells = _cumulative(fills, 1, "buy"), _cumulative(fills, -1, "sell")
     cum, pair = pl.col("cum"), pl.col("pair")
     matched = pl.min_horizontal(*[pl.when(pl.col(f"{side}_time").is_not_null()).then(cum).max().fill_null(0.0)
@@ -71,12 +71,13 @@ def round_trips(fills: pl.LazyFrame) -> pl.LazyFrame:
     trips = (
         ends.with_columns(matched.over("pair").alias("matched"))
         .sort("pair", "cum")
-        .with_columns(pl.col("buy_row", "buy_time", "buy_price", "sell_time", "sell_price").backward_fill(),
+        .with_columns(pl.col("buy_time", "buy_price", "sell_time", "sell_price").backward_fill(),
                       pl.when(pair == pair.shift()).then(cum.shift()).otherwise(0.0).alias("previous"))
         .filter(cum <= pl.col("matched"))  # past min(bought, sold) the fill could reach into the next pair
     )
-    accounts = fills.select(pl.col(_ROW).alias("buy_row"), ACCOUNT, Fill.SYMBOL)  # the buy fill's
-    return trips.join(accounts, on="buy_row", how="inner").select(
+    # The pair's account and symbol: a join with the few distinct pairs, not with every fill.
+    pairs = fills.select("pair", ACCOUNT, Fill.SYMBOL).unique("pair")
+    return trips.join(pairs, on="pair", how="inner").select(
         ACCOUNT, Fill.SYMBOL, (cum - pl.col("previous")).alias("quantity"),
         "buy_time", "buy_price", "sell_time", "sell_price",
         ((pl.col("sell_time") - pl.col("buy_time")).dt.total_microseconds().abs() / 1e6).alias("holding_s"),
@@ -88,7 +89,9 @@ def _round_trip_features(fills: pl.LazyFrame) -> pl.LazyFrame:
     quantity = pl.col("quantity")
     reached_half = quantity.cum_sum().over(ACCOUNT) >= quantity.sum().over(ACCOUNT) * (0.5 - 1e-12)
     return (
-        round_trips(fills).sort(ACCOUNT, "holding_s")
+        # Sorted by the account's code, not its name: only the order within an account matters.
+        round_trips(fills).select(ACCOUNT, "quantity", "holding_s", "win")
+        .sort(pl.col(ACCOUNT).to_physical(), "holding_s")
         .with_columns(reached_half.alias("reached_half"))
         .group_by(ACCOUNT).agg(
             pl.when(pl.col("reached_half")).then(pl.col("holding_s")).min().alias("holding_time_median_s"),

@@ -7,8 +7,8 @@ mean is over fills (each fill counts once, whatever its size).
 The effective spread needs the best bid and ask of the *other* accounts at the moment of each taker fill.
 They are rebuilt from the order events without a quadratic join: the distinct (symbol, taker-fill time)
 pairs are numbered 0..M-1, each resting order becomes the range [a, b) of those numbers during which it
-was live (two `join_asof`s), and that range is cut into the blocks of a 16-ary interval tree (at most
-2 x 15 blocks per level, levels up to log16 of the range). Each block keeps its best price with that
+was live (a binary search of its placement and its end among them), and that range is cut into the blocks
+of a 16-ary interval tree (at most 2 x 15 blocks per level, levels up to log16 of the range). Each block keeps its best price with that
 price's account, and the best price of any other account, so a fill looks up one block per level (about
 log16 M rows) and takes the best price of an account other than its own.
 Rows: O((orders + fills) x log16 M); keys are integers (hashes, ranks) so joins and sorts stay cheap.
@@ -146,40 +146,45 @@ def _levels(span: pl.Expr) -> pl.Expr:
     return pl.int_ranges(0, (span.cast(pl.Float64).log(BOOK_BRANCHING) + 1e-9).floor().cast(pl.Int64) + 1)
 
 
+def _account_code() -> pl.Expr:
+    return pl.col(ACCOUNT).cast(pl.Categorical).to_physical().alias("account")
+
+
 def _book_quotes(inputs: FeatureInputs, takers: pl.LazyFrame) -> pl.LazyFrame:
     """fill_row -> best bid and best ask of the other accounts' live orders at the fill's time."""
     branching, start = BOOK_BRANCHING, inputs.start
     book_symbols = inputs.order_events.select(Order.SYMBOL).unique()
     queries = takers.select(_ROW, ACCOUNT, Fill.SYMBOL, Fill.TIMESTAMP).join(book_symbols, on=Fill.SYMBOL,
                                                                               how="semi")
-    symbols = queries.select(Fill.SYMBOL).unique().sort(Fill.SYMBOL).with_row_index("symbol_code")
+    symbols = queries.select(Fill.SYMBOL).unique().sort(Fill.SYMBOL).with_row_index("symbol_code").collect()
     # Number the distinct (symbol, fill time) pairs 0..M-1 in (symbol, time) order: rank.
     clock = pl.col("clock")
+    # Accounts by their categorical code (one global dictionary: equal ids, equal codes).
     ranked = (
-        queries.join(symbols, on=Fill.SYMBOL, how="inner")
-        .select(_ROW, pl.col(ACCOUNT).hash().alias("account"), "symbol_code",
+        queries.join(symbols.lazy(), on=Fill.SYMBOL, how="inner")
+        .select(_ROW, _account_code(), "symbol_code",
                 _symbol_clock(pl.col("symbol_code"), pl.col(Fill.TIMESTAMP), start).alias("clock"))
         .sort("clock")
         .with_columns((clock != clock.shift()).fill_null(True).alias("first"))
         .with_columns((pl.col("first").cum_sum().cast(pl.Int64) - 1).alias("rank"))
-        .cache()  # read twice below
+        .collect()  # read twice below; its distinct clocks are searched
     )
     times = ranked.filter(pl.col("first")).select("clock", "rank", "symbol_code")
-    symbol_times = times.group_by("symbol_code").agg(pl.len().alias("n_times"))
-    # Each order as the ranks [a, b) of the fill times at which it is live (placed <= t <= end).
+    symbol_times = times.lazy().group_by("symbol_code").agg(pl.len().alias("n_times"))
+    # Each order as the ranks [a, b) of the fill times at which it is live (placed <= t <= end): the
+    # distinct clocks are sorted and rank = their index, so a binary search replaces sort + join_asof.
+    time_clocks = pl.lit(times.get_column("clock"))
+    ranked = ranked.lazy().select(_ROW, "account", "symbol_code", "rank")
     spans = (
-        _resting_orders(inputs).join(symbols, on=Order.SYMBOL, how="inner")
-        .select(pl.col(ACCOUNT).hash().alias("account"), "is_bid",
+        _resting_orders(inputs).join(symbols.lazy(), on=Order.SYMBOL, how="inner")
+        .select(_account_code(), "is_bid",
                 # bids rank by price, asks by -price: the best quote is always the largest key
                 pl.when(pl.col("is_bid")).then(pl.col(Order.PRICE)).otherwise(-pl.col(Order.PRICE)).alias("key"),
                 _symbol_clock(pl.col("symbol_code"), pl.col("placed"), start).alias("placed"),
                 _symbol_clock(pl.col("symbol_code"), pl.col("end"), start).alias("end"))
-        .sort("placed")
-        .join_asof(times.select(pl.col("clock").alias("placed"), pl.col("rank").alias("a")), on="placed",
-                   strategy="forward", check_sortedness=False)
-        .sort("end")
-        .join_asof(times.select(pl.col("clock").alias("end"), (pl.col("rank") + 1).alias("b")), on="end",
-                   strategy="backward", check_sortedness=False)
+        .select("account", "is_bid", "key",
+                time_clocks.search_sorted(pl.col("placed"), side="left").cast(pl.Int64).alias("a"),
+                time_clocks.search_sorted(pl.col("end"), side="right").cast(pl.Int64).alias("b"))
         .filter(pl.col("a") < pl.col("b"))  # a past the symbol's last time / b before its first: no overlap
     )
     # Cut [a, b) into tree blocks: at level k (block width w = B^k) the whole blocks [lo, hi) minus those
@@ -240,7 +245,8 @@ def _effective_spread(inputs: FeatureInputs, takers: pl.LazyFrame, tape: pl.Lazy
 
 
 def price_impact_features(inputs: FeatureInputs) -> pl.LazyFrame:
-    fills = inputs.fills.with_row_index(_ROW)
+    fills = inputs.fills.select(ACCOUNT, Fill.SYMBOL, Fill.TIMESTAMP, Fill.PRICE, Fill.DIRECTION,
+                                Fill.IS_TAKER).with_row_index(_ROW)
     takers = fills.filter(pl.col(Fill.IS_TAKER))
     tape = _tape(inputs)
     result = (

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import numpy as np
 import polars as pl
 
 from surveillance_pipeline.contract import (
@@ -37,37 +38,69 @@ _EVENTS = [e.value for e in OrderEvent]
 _MARKETS = [m.value for m in MarketType]
 
 
+class _Run:
+    """Sorted keys with their counts and first lines: one level of the tracker."""
+
+    def __init__(self, keys: np.ndarray, counts: np.ndarray, first: np.ndarray) -> None:
+        order = np.argsort(keys, kind="stable")
+        self.keys, self.counts, self.first = keys[order], counts[order], first[order]
+
+    def find(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each key, whether this run holds it and where."""
+        at = np.searchsorted(self.keys, keys)
+        inside = at < self.keys.size
+        found = np.zeros(keys.size, dtype=bool)
+        found[inside] = self.keys[at[inside]] == keys[inside]
+        return found, at
+
+
 class KeyTracker:
     """Keys seen earlier in one file: how often, and on which line first (64-bit hashes of the keys).
 
-    Memory is ~20 bytes per distinct key; new keys are appended without copying what is already held.
+    Held as a few sorted runs (merged when two are of similar size, as in a log-structured merge), so a
+    chunk is checked by binary search in O(chunk × log n) — not by a join against everything seen, which
+    grows with the file. Memory is 20 bytes per distinct key.
     """
 
     def __init__(self) -> None:
-        self._seen = pl.DataFrame(schema={"key": pl.UInt64, "count": pl.UInt32, "first_line": pl.Int64})
+        self._runs: list[_Run] = []
 
     def observe(self, keys: pl.Series, lines: pl.Series) -> pl.DataFrame:
         """For each key, how many times it occurred before (this chunk included) and its first line."""
-        frame = pl.DataFrame({"key": keys, "line": lines})
-        frame = frame.with_columns(
-            pl.int_range(pl.len(), dtype=pl.UInt32).over("key").alias("within"),
-            pl.col("line").first().over("key").alias("first_here"),
-        )
-        joined = frame.join(self._seen, on="key", how="left", maintain_order="left")
-        result = joined.select(
-            (pl.col("within") + pl.col("count").fill_null(0)).alias("occurrence"),
-            pl.coalesce("first_line", "first_here").alias("first_line"),
-        )
-        chunk = joined.group_by("key").agg(
-            (pl.len() + pl.col("count").first().fill_null(0)).cast(pl.UInt32).alias("count"),
-            pl.col("first_line").first().fill_null(pl.col("line").min()).alias("first_line"),
-            pl.col("count").first().is_not_null().alias("known"),
-        )
-        known = chunk.filter(pl.col("known"))
-        if known.height:  # rare (duplicates): rewrite the held counts of those keys
-            self._seen = self._seen.filter(~pl.col("key").is_in(known.get_column("key").implode()))
-        self._seen.vstack(chunk.drop("known"), in_place=True)
-        return result
+        key_values = keys.to_numpy()
+        line_values = lines.to_numpy()
+        order = np.argsort(key_values, kind="stable")  # rows in file order within each key
+        ordered = key_values[order]
+        starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if ordered.size else np.array([], int)
+        group = np.cumsum(np.r_[True, ordered[1:] != ordered[:-1]]) - 1 if ordered.size else np.array([], int)
+        unique = ordered[starts]
+        added = np.diff(np.r_[starts, ordered.size]).astype(np.uint32)
+        first = line_values[order][starts].astype(np.int64)
+        prior = np.zeros(unique.size, dtype=np.uint32)
+        known = np.zeros(unique.size, dtype=bool)
+        for run in self._runs:  # `unique` is sorted: the binary searches walk each run in order
+            found, at = run.find(unique)
+            if found.any():
+                where = at[found]
+                prior[found] = run.counts[where]
+                first[found] = run.first[where]
+                run.counts[where] += added[found]  # rare: duplicates of earlier chunks
+                known |= found
+        if (~known).any():
+            self._add(_Run(unique[~known], added[~known], first[~known]))
+        occurrence = np.empty(ordered.size, dtype=np.uint32)
+        first_line = np.empty(ordered.size, dtype=np.int64)
+        occurrence[order] = (np.arange(ordered.size) - starts[group]) + prior[group]
+        first_line[order] = first[group]
+        return pl.DataFrame({"occurrence": occurrence, "first_line": first_line})
+
+    def _add(self, run: _Run) -> None:
+        self._runs.append(run)
+        while len(self._runs) > 1 and self._runs[-2].keys.size <= 2 * self._runs[-1].keys.size:
+            newer, older = self._runs.pop(), self._runs.pop()
+            self._runs.append(_Run(np.concatenate([older.keys, newer.keys]),
+                                   np.concatenate([older.counts, newer.counts]),
+                                   np.concatenate([older.first, newer.first])))
 
 
 @dataclass
