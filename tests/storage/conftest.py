@@ -1,22 +1,13 @@
-"""Storage fixtures: small contract frames (the database fixtures, on SQLite and PostgreSQL, are in tests/conftest.py).
-
-PostgreSQL: the server named by env TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/postgres).
-A fresh, uniquely named database is created once per test session and dropped at the end; each test starts
-from an empty `public` schema. If the server is unreachable the PostgreSQL half is skipped, naming the URL.
-"""
+"""Storage fixtures: small contract frames. The database fixtures (every storage test on SQLite and on
+PostgreSQL, TEST_POSTGRES_URL) are in tests/conftest.py."""
 from __future__ import annotations
 
 import datetime as dt
-import os
-import uuid
-from collections.abc import Iterator
 
 import polars as pl
 import pytest
-import sqlalchemy as sa
 
 from surveillance_pipeline.contract import ORDER_SCHEMA, TRADE_SCHEMA, Order, Trade
-from surveillance_pipeline.storage import Database, normalize_url
 
 DAY = dt.date(2024, 3, 1)
 
