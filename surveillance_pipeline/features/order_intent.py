@@ -60,26 +60,39 @@ def _day_end(inputs: FeatureInputs) -> pl.Expr:
     return pl.lit(inputs.end).cast(TIMESTAMP_DTYPE)
 
 
+def _symbol(column: str = Order.SYMBOL) -> pl.Expr:
+    """Symbols as categoricals (one global mapping): the order key hashes and compares two integers."""
+    return pl.col(column).cast(pl.Categorical).alias(Order.SYMBOL)
+
+
 def _orders(inputs: FeatureInputs) -> pl.LazyFrame:
     """One row per order placed on the day: account, side, price, size, placed, first cancel, whether it rests."""
     events = inputs.order_events
     event = pl.col(Order.EVENT)
-    new = (
-        events.filter(event == OrderEvent.NEW.value)
-        .select(*KEY, ACCOUNT, Order.SIDE, Order.PRICE, Order.QUANTITY, Order.ORDER_TYPE,
-                pl.col(Order.TIMESTAMP).alias(PLACED))
-        .filter(pl.struct(KEY).is_first_distinct())  # much cheaper than unique() on high-cardinality keys
-    )
-    cancel = events.filter(event == OrderEvent.CANCEL.value).group_by(KEY).agg(
-        pl.col(Order.TIMESTAMP).min().alias(CANCELLED))
     resting = pl.col(Order.PRICE).is_not_null() & (
         pl.col(Order.ORDER_TYPE).is_null() | (pl.col(Order.ORDER_TYPE) != MARKET_ORDER_TYPE))
-    return new.join(cancel, on=KEY, how="left").with_columns(resting.alias(RESTING))
+    repeated = "repeated"
+    new = (
+        events.filter(event == OrderEvent.NEW.value)
+        .select(_symbol(), Order.ORDER_ID, ACCOUNT, pl.col(Order.SIDE).cast(pl.Categorical), Order.PRICE,
+                Order.QUANTITY, resting.alias(RESTING), pl.col(Order.TIMESTAMP).alias(PLACED),
+                pl.col(Order.ORDER_ID).is_duplicated().alias(repeated))
+    )
+    # the first `new` of each order: an order id seen once (one cheap pass on the integer id) is its own
+    # first; only the rows of repeated ids go through the (symbol, id) check, in input order
+    first = pl.concat([
+        new.filter(~pl.col(repeated)),
+        new.filter(pl.col(repeated)).filter(pl.struct(KEY).is_first_distinct()),
+    ]).drop(repeated)
+    cancel = events.filter(event == OrderEvent.CANCEL.value).group_by(_symbol(), Order.ORDER_ID).agg(
+        pl.col(Order.TIMESTAMP).min().alias(CANCELLED))
+    return first.join(cancel, on=KEY, how="left")
 
 
 def _size_ratio(inputs: FeatureInputs, orders: pl.LazyFrame) -> pl.LazyFrame:
-    traded = inputs.fills.select(pl.col(Fill.SYMBOL).alias(Order.SYMBOL), pl.col(Fill.ORDER_ID).alias(Order.ORDER_ID))
-    fill_events = inputs.order_events.filter(pl.col(Order.EVENT) == OrderEvent.FILL.value).select(KEY)
+    traded = inputs.fills.select(_symbol(Fill.SYMBOL), pl.col(Fill.ORDER_ID).alias(Order.ORDER_ID))
+    fill_events = inputs.order_events.filter(pl.col(Order.EVENT) == OrderEvent.FILL.value).select(
+        _symbol(), Order.ORDER_ID)
     filled_ids = pl.concat([traded, fill_events]).drop_nulls()
     sized = orders.filter(pl.col(Order.QUANTITY).is_not_null())
     cancelled = sized.filter(pl.col(CANCELLED).is_not_null()).group_by(ACCOUNT).agg(
@@ -165,10 +178,11 @@ def _opposite_fills(inputs: FeatureInputs, books: pl.LazyFrame, large: pl.LazyFr
     spans = large.select(BOOK_ID, PLACED, _until_cancel_or_day_end(inputs).alias(ENDED))
     live = _running_count(_steps(spans, [BOOK_ID]), BOOK_ID, inputs).select(BOOK_ID, Order.TIMESTAMP, LIVE)
     # a buy fill (direction +1) is opposite to resting large sells, and vice versa
-    opposite = pl.when(pl.col(Fill.DIRECTION) == 1).then(pl.lit(Side.SELL.value)).otherwise(pl.lit(Side.BUY.value))
+    opposite = pl.when(pl.col(Fill.DIRECTION) == 1).then(pl.lit(Side.SELL.value)).otherwise(
+        pl.lit(Side.BUY.value)).cast(pl.Categorical)
     books_with_large = books.join(large.select(BOOK_ID).unique(), on=BOOK_ID, how="semi")
     fills = (
-        inputs.fills.select(ACCOUNT, pl.col(Fill.SYMBOL).alias(Order.SYMBOL), opposite.alias(Order.SIDE),
+        inputs.fills.select(ACCOUNT, _symbol(Fill.SYMBOL), opposite.alias(Order.SIDE),
                             Fill.TIMESTAMP)
         .join(books_with_large, on=BOOK, how="inner")
         .select(BOOK_ID, Fill.TIMESTAMP)
@@ -192,7 +206,8 @@ def _price_segments(inputs: FeatureInputs, orders: pl.LazyFrame) -> pl.LazyFrame
     ended = _until_cancel_or_day_end(inputs)
     modifies = (
         inputs.order_events.filter(pl.col(Order.EVENT) == OrderEvent.MODIFY.value)
-        .select(*KEY, pl.col(Order.TIMESTAMP).alias(PLACED), pl.col(Order.PRICE).alias("new_price"))
+        .select(_symbol(), Order.ORDER_ID, pl.col(Order.TIMESTAMP).alias(PLACED),
+                pl.col(Order.PRICE).alias("new_price"))
         .join(resting.select(*KEY, ORDER_IDX, BOOK_ID, Order.PRICE, CANCELLED), on=KEY, how="inner")
         .select(ORDER_IDX, BOOK_ID, pl.col("new_price").fill_null(pl.col(Order.PRICE)).alias(Order.PRICE),
                 PLACED, CANCELLED)
@@ -217,23 +232,41 @@ def _price_segments(inputs: FeatureInputs, orders: pl.LazyFrame) -> pl.LazyFrame
 def _price_levels(inputs: FeatureInputs, orders: pl.LazyFrame) -> pl.LazyFrame:
     """Max lit levels per BOOK_ID. Sweep 1: live orders per price level (book x price, given an integer id);
     a level lights (+1) when its count leaves 0 and goes dark (-1) when it returns to 0. Sweep 2: the running
-    number of lit levels per book."""
-    segments = _price_segments(inputs, orders).cache()
-    level_ids = segments.select(BOOK_ID, Order.PRICE).unique().with_row_index(LEVEL_ID)
-    steps = _steps(segments.join(level_ids, on=[BOOK_ID, Order.PRICE], how="inner"), [LEVEL_ID, BOOK_ID])
+    number of lit levels per book.
+
+    Most levels hold a single order over the day: such a level simply lights at the order's start and goes
+    dark at its end, so only the segments that may share a level (same book and price hash) or start before
+    the day (where the sweep key clips times) go through sweep 1; the others are their own switches.
+    """
+    segments = _price_segments(inputs, orders).filter(pl.col(ENDED) > pl.col(PLACED))
+    # equal (book, price) -> equal hash (+ 0.0 maps -0.0 to 0.0), so a unique hash is a single-segment level
+    level_hash = pl.col(BOOK_ID).cast(pl.UInt64).hash(1) ^ (pl.col(Order.PRICE) + 0.0).hash(2)
+    shared = level_hash.is_duplicated() | (pl.col(PLACED) < pl.lit(inputs.start).cast(TIMESTAMP_DTYPE))
+    segments = segments.with_columns(shared.alias("shared"))
+    alone = segments.filter(~pl.col("shared"))
+    several = segments.filter(pl.col("shared")).select(BOOK_ID, Order.PRICE, PLACED, ENDED)
+    level_ids = several.select(BOOK_ID, Order.PRICE).unique().with_row_index(LEVEL_ID)
+    steps = _steps(several.join(level_ids, on=[BOOK_ID, Order.PRICE], how="inner"), [LEVEL_ID, BOOK_ID])
     per_level = _running_count(steps, LEVEL_ID, inputs)
     switch = (pl.col(LIVE) > 0).cast(pl.Int32) - (pl.col(LIVE_BEFORE) > 0).cast(pl.Int32)
-    switches = per_level.select(BOOK_ID, Order.TIMESTAMP, switch.alias(DELTA)).filter(pl.col(DELTA) != 0)
+    switches = pl.concat([
+        per_level.select(BOOK_ID, Order.TIMESTAMP, switch.alias(DELTA)).filter(pl.col(DELTA) != 0),
+        _steps(alone, [BOOK_ID]),
+    ])
     return _running_count(switches, BOOK_ID, inputs).group_by(BOOK_ID).agg(pl.col(LIVE).max().alias(LEVELS))
 
 
 def order_intent_features(inputs: FeatureInputs) -> pl.LazyFrame:
-    orders = _orders(inputs).cache()  # read by every feature below: computed once
-    # integer ids for account x symbol x side (sorted: the same ids wherever the plan reads them), so that
-    # the sweeps sort and compare numbers, not strings
-    books = orders.select(BOOK).unique().sort(BOOK).with_row_index(BOOK_ID).cache()
-    orders = orders.join(books, on=BOOK, how="inner").with_row_index(ORDER_IDX).cache()
-    large = _large_orders(inputs, orders).cache()
+    # The per-order table is read by every feature below. It is materialised here (like `inputs.fills`): one
+    # narrow frame of integer keys, computed once, rather than a `.cache()` node the engine may re-derive.
+    orders = _orders(inputs).collect()
+    # integer ids for account x symbol x side, so that the sweeps sort and compare numbers, not strings
+    books = orders.lazy().select(BOOK).unique().sort(BOOK).with_row_index(BOOK_ID).collect()
+    # the side is in BOOK_ID from here on
+    orders = orders.lazy().join(books.lazy(), on=BOOK, how="inner").drop(Order.SIDE).with_row_index(ORDER_IDX)
+    orders = orders.collect().lazy()
+    books = books.lazy()
+    large = _large_orders(inputs, orders).collect().lazy()
     per_book = books.join(_opposite_fills(inputs, books, large), on=BOOK_ID, how="left").join(
         _price_levels(inputs, orders), on=BOOK_ID, how="left")
     per_account = (

@@ -8,9 +8,9 @@ The effective spread needs the best bid and ask of the *other* accounts at the m
 They are rebuilt from the order events without a quadratic join: the distinct (symbol, taker-fill time)
 pairs are numbered 0..M-1, each resting order becomes the range [a, b) of those numbers during which it
 was live (a binary search of its placement and its end among them), and that range is cut into the blocks
-of a 16-ary interval tree (at most 2 x 15 blocks per level, levels up to log16 of the range). Each block keeps its best price with that
-price's account, and the best price of any other account, so a fill looks up one block per level (about
-log16 M rows) and takes the best price of an account other than its own.
+of a 16-ary interval tree (at most 2 x 15 blocks per level, levels up to log16 of the range). Each block
+keeps its best price with that price's account, and the best price of any other account, so a fill looks
+up one block per level (about log16 M rows) and takes the best price of an account other than its own.
 Rows: O((orders + fills) x log16 M); keys are integers (hashes, ranks) so joins and sorts stay cheap.
 """
 from __future__ import annotations

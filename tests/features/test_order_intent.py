@@ -172,6 +172,21 @@ def test_price_levels_follow_modifies_and_merge_equal_prices():
     assert rows["h"]["max_price_levels_one_side"] == 3
 
 
+def test_repeated_order_ids_and_levels_across_books():
+    day_orders = orders([
+        (0, "r1", "k", BTC, "buy", 99.0, 1.0, "new"),
+        (1, "r1", "k", BTC, "buy", 98.0, 1.0, "new"),      # a repeated `new`: the first one is the order
+        (0, "r1", "k", "ETHUSDT", "buy", 99.0, 1.0, "new"),  # the same id in another symbol: another order
+        (2, "r2", "k", BTC, "buy", 97.0, 1.0, "new"),      # 97 and 99 in BTC: 2 levels
+        (3, "r3", "k", BTC, "sell", 99.0, 1.0, "new"),     # the same price on the other side: apart
+        (4, "r4", "k2", BTC, "buy", 99.0, 1.0, "new"),     # and in another account's book
+        (5, "r1", "k", BTC, "buy", None, None, "cancel"),
+    ])
+    rows = by_account(order_intent_features(inputs(trades([]), day_orders)))
+    assert rows["k"]["max_price_levels_one_side"] == 2
+    assert rows["k2"]["max_price_levels_one_side"] == 1
+
+
 def test_trades_with_accounts_but_no_orders():
     day_trades = trades([(0, BTC, "buy", 100.0, 1.0, "a", "b")])
     rows = by_account(order_intent_features(inputs(day_trades)))

@@ -157,3 +157,30 @@ def test_order_book_reconstruction_matches_brute_force(seed, n_orders, lifetime_
     expected = _naive_quotes(day_trades, day_orders, fills.collect())
     assert len(expected) > 200
     assert got == expected
+
+
+def test_order_book_keeps_symbols_apart():
+    # BTC fills at t=0 and t=10, ETH fills at t=20 and t=30: an order of one symbol never quotes the other's
+    # fills, even when its life ends past its symbol's last fill or starts before the other's first.
+    day_trades = trades([
+        (0, "BTCUSDT", "buy", 100.0, 1.0, "a", "x"),
+        (10, "BTCUSDT", "buy", 100.0, 1.0, "a", "x"),
+        (20, "ETHUSDT", "buy", 10.0, 1.0, "a", "x"),
+        (30, "ETHUSDT", "buy", 10.0, 1.0, "a", "x"),
+    ])
+    day_orders = orders([
+        (5, "b1", "m", "BTCUSDT", "buy", 99.0, 1.0, "new"),      # live for the BTC fill at t=10 only
+        (15, "b2", "m", "BTCUSDT", "sell", 101.0, 1.0, "new"),   # placed after BTC's last fill: no quote
+        (-5, "e1", "m", "ETHUSDT", "sell", 11.0, 1.0, "new"),    # live to the day's end: both ETH fills
+        (-5, "e2", "m", "ETHUSDT", "buy", 9.0, 1.0, "new"),
+        (15, "e2", "m", "ETHUSDT", "buy", None, None, "cancel"),  # ends before ETH's first fill: no quote
+    ])
+    day = inputs(day_trades, day_orders)
+    fills = day.fills.with_row_index("fill_row")
+    takers = fills.filter(pl.col(Fill.IS_TAKER)).select("fill_row", "symbol", "timestamp").collect()
+    got = {r["fill_row"]: (r["best_bid"], r["best_ask"])
+           for r in _book_quotes(day, fills.filter(pl.col(Fill.IS_TAKER))).collect().iter_rows(named=True)
+           if (r["best_bid"], r["best_ask"]) != (None, None)}
+    rows = {(r["symbol"], r["timestamp"].second): r["fill_row"] for r in takers.iter_rows(named=True)}
+    assert got == {rows[("BTCUSDT", 10)]: (99.0, None), rows[("ETHUSDT", 20)]: (None, 11.0),
+                   rows[("ETHUSDT", 30)]: (None, 11.0)}
