@@ -5,13 +5,13 @@ from collections import defaultdict
 
 from dagster import RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
 
-from assets.jobs import ingestion_job
+from assets.jobs import daily_batch_job
 from assets.partitions import daily_partitions
 from resources.settings import SettingsResource
 from surveillance_pipeline.ingest.landing import discover_landing_files
 
 
-@sensor(job=ingestion_job, minimum_interval_seconds=60,
+@sensor(job=daily_batch_job, minimum_interval_seconds=60,
         description="New or rewritten files under the landing folder: one run of their day's partition.")
 def landing_folder_sensor(context: SensorEvaluationContext, settings: SettingsResource):
     cfg = settings.get()

@@ -9,7 +9,7 @@ from dagster import Definitions, load_assets_from_modules
 import assets.features
 import assets.ingestion
 import assets.storage
-from assets.jobs import ingestion_job
+from assets.jobs import daily_batch_job
 from resources.database import DatabaseResource
 from resources.io_managers import PolarsParquetIOManager
 from resources.settings import SettingsResource
@@ -30,7 +30,7 @@ def build_resources() -> dict:
 
 defs = Definitions(
     assets=load_assets_from_modules(ASSET_MODULES),
-    jobs=[ingestion_job],
+    jobs=[daily_batch_job],
     sensors=[landing_folder_sensor],
     schedules=[nightly_batch_schedule],
     resources=build_resources(),
@@ -44,7 +44,7 @@ def run_daily_batch(partition_key: str, run_config: dict | None = None):
     from dagster import DagsterInstance
 
     instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
-    job = defs.resolve_job_def(ingestion_job.name)
+    job = defs.resolve_job_def(daily_batch_job.name)
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     return job.execute_in_process(partition_key=partition_key, instance=instance,
                                   run_config={**quiet, **(run_config or {})}, raise_on_error=True)

@@ -165,7 +165,7 @@ def test_definitions_load_everything():
                       "order_rejects_ratio_check", "account_features_drift_check", "market_features_drift_check"}
     assert repository.get_sensor_def("landing_folder_sensor")
     assert repository.get_schedule_def("nightly_batch_schedule")
-    assert repository.get_job("ingestion_job")
+    assert repository.get_job("daily_batch_job")
 
 
 def test_a_day_without_trade_files_fails_and_without_orders_keeps_stored_orders(project: Path):
