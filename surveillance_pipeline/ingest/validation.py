@@ -141,8 +141,8 @@ def _numeric_check(name: str, required: pl.Expr | bool, positive: bool) -> Check
     raw, value = _text(name), _parsed(name)
     missing = raw.is_null() & (required if isinstance(required, pl.Expr) else pl.lit(required))
     bad = raw.is_not_null() & value.is_null()
-    rule = raw.is_not_null() & (((value <= 0) | value.is_nan() | value.is_infinite()) if positive
-                                else value.is_infinite())
+    # parse_number already turns nan and inf into "not a number"; what is left to check is the sign
+    rule = raw.is_not_null() & ((value <= 0) if positive else pl.lit(False))
     reason = (
         pl.when(missing).then(pl.lit("required field is empty"))
         .when(bad).then(pl.format("not a number: {}", _quote(name)))
@@ -275,6 +275,16 @@ def _assign_generated_trade_ids(typed: pl.DataFrame, ctx: ValidationContext) -> 
     return typed.with_columns(pl.format("{}-{}", micros, occurrence).alias(Trade.TRADE_ID))
 
 
+def _contract_columns(symbol: str, timestamp: str, market_type: str) -> list[pl.Expr]:
+    """The typed columns trades and order events share: line, upper-case symbol, UTC time, market type."""
+    return [
+        pl.col(LINE),
+        _text(symbol).str.to_uppercase().alias(symbol),
+        _parsed(timestamp).alias(timestamp),
+        _text(market_type).str.to_lowercase().fill_null(MarketType.SPOT.value).alias(market_type),
+    ]
+
+
 def validate_trades(raw: pl.DataFrame, ctx: ValidationContext, source: str) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Typed trades (TRADE_SCHEMA plus ``__line``) and rejects (REJECT_SCHEMA) for one chunk."""
     numbers = (Trade.PRICE, Trade.QUANTITY, Trade.QUOTE_QUANTITY, Trade.FEE)
@@ -292,13 +302,10 @@ def validate_trades(raw: pl.DataFrame, ctx: ValidationContext, source: str) -> t
     ]
     good, rejects = _split(raw, checks, source)
     typed = good.select(
-        pl.col(LINE),
+        *_contract_columns(Trade.SYMBOL, Trade.TIMESTAMP, Trade.MARKET_TYPE),
         *[_text(c).alias(c) for c in (Trade.TRADE_ID, Trade.BUYER_ID, Trade.SELLER_ID,
                                       Trade.BUYER_ORDER_ID, Trade.SELLER_ORDER_ID)],
-        _text(Trade.SYMBOL).str.to_uppercase().alias(Trade.SYMBOL),
-        _parsed(Trade.TIMESTAMP).alias(Trade.TIMESTAMP),
         _text(Trade.SIDE).str.to_lowercase().alias(Trade.SIDE),
-        _text(Trade.MARKET_TYPE).str.to_lowercase().fill_null(MarketType.SPOT.value).alias(Trade.MARKET_TYPE),
         *[_parsed(c).alias(c) for c in numbers],
     )
     if ctx.generate_trade_ids:
@@ -327,12 +334,9 @@ def validate_orders(raw: pl.DataFrame, ctx: ValidationContext, source: str) -> t
     ]
     good, rejects = _split(raw, checks, source)
     typed = good.select(
-        pl.col(LINE),
+        *_contract_columns(Order.SYMBOL, Order.TIMESTAMP, Order.MARKET_TYPE),
         *[_text(c).alias(c) for c in (Order.ORDER_ID, Order.USER_ID)],
-        _text(Order.SYMBOL).str.to_uppercase().alias(Order.SYMBOL),
-        _parsed(Order.TIMESTAMP).alias(Order.TIMESTAMP),
         *[_text(c).str.to_lowercase().alias(c) for c in (Order.SIDE, Order.EVENT, Order.ORDER_TYPE)],
-        _text(Order.MARKET_TYPE).str.to_lowercase().fill_null(MarketType.SPOT.value).alias(Order.MARKET_TYPE),
         *[_parsed(c).alias(c) for c in numbers],
     )
     describe = pl.format(
