@@ -76,12 +76,15 @@ class FeatureInputs:
 
     @cached_property
     def order_events(self) -> pl.LazyFrame:
-        """The day's order events (collected once), account ids under ACCOUNT, ids compact (see `compact`)."""
+        """The day's order events, account ids under ACCOUNT, order ids hashed (see `hashed_id`).
+
+        Lazy, not held in memory: each calculator scans only the columns it reads (order events are the
+        largest input, 30 M rows on a big day; holding them costs gigabytes and re-reading them seconds)."""
         events = self.orders.rename({Order.USER_ID: ACCOUNT}).with_columns(
             hashed_id(Order.ORDER_ID),
             pl.col(ACCOUNT).cast(pl.Categorical),
         )
-        return events.collect().lazy()
+        return events
 
 
 def hashed_id(column: str) -> pl.Expr:

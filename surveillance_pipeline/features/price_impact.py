@@ -15,6 +15,7 @@ Rows: O((orders + fills) x log16 M); keys are integers (hashes, ranks) so joins 
 """
 from __future__ import annotations
 
+import math
 from datetime import datetime
 
 import polars as pl
@@ -170,11 +171,9 @@ def _book_quotes(inputs: FeatureInputs, takers: pl.LazyFrame) -> pl.LazyFrame:
         .collect()  # read twice below; its distinct clocks are searched
     )
     times = ranked.filter(pl.col("first")).select("clock", "rank", "symbol_code")
-    symbol_times = times.lazy().group_by("symbol_code").agg(pl.len().alias("n_times"))
     # Each order as the ranks [a, b) of the fill times at which it is live (placed <= t <= end): the
     # distinct clocks are sorted and rank = their index, so a binary search replaces sort + join_asof.
     time_clocks = pl.lit(times.get_column("clock"))
-    ranked = ranked.lazy().select(_ROW, "account", "symbol_code", "rank")
     spans = (
         _resting_orders(inputs).join(symbols.lazy(), on=Order.SYMBOL, how="inner")
         .select(_account_code(), "is_bid",
@@ -196,15 +195,20 @@ def _book_quotes(inputs: FeatureInputs, takers: pl.LazyFrame) -> pl.LazyFrame:
     lo, hi = (a + width - 1) // width, b // width
     parent_lo, parent_hi = (a + parent - 1) // parent, b // parent
     has_parent = parent_lo < parent_hi
+    # The blocks of a level are the runs [lo, first_end) and [second_start, hi): block i of the level is
+    # lo + i below n_first = first_end - lo, second_start + i - n_first above (one int range, no list concat).
     first_end = pl.when(has_parent).then(parent_lo * branching).otherwise(hi)
     second_start = pl.when(has_parent).then(parent_hi * branching).otherwise(hi)
+    i, n_first = pl.col("i"), pl.col("n_first")
+    block = pl.when(i < n_first).then(pl.col("lo") + i).otherwise(pl.col("second_start") + i - n_first)
     rows = (
         spans.with_columns(_levels(b - a).alias("level"))
         .explode("level")
-        .with_columns(pl.concat_list(pl.int_ranges(lo, first_end), pl.int_ranges(second_start, hi)).alias("block"))
-        .explode("block")
-        .select(((pl.col("block") * 16 + level) * 2 + pl.col("is_bid").cast(pl.Int64)).alias("node"),
-                "account", "key")
+        .select("account", "key", "is_bid", "level", lo.alias("lo"), (first_end - lo).alias("n_first"),
+                second_start.alias("second_start"),
+                pl.int_ranges(0, first_end - lo + hi - second_start).alias("i"))
+        .explode("i")
+        .select(((block * 16 + level) * 2 + pl.col("is_bid").cast(pl.Int64)).alias("node"), "account", "key")
         .cache()  # read twice below
     )
     # Per node the best key and its account, and the best key of any other account.
@@ -217,19 +221,23 @@ def _book_quotes(inputs: FeatureInputs, takers: pl.LazyFrame) -> pl.LazyFrame:
     )
     nodes = best.join(other, on="node", how="left").select(
         (pl.col("node") // 2).alias("slot"), (pl.col("node") % 2 == 1).alias("is_bid"), "best_key",
-        "best_account", "other_key")
-    looked_up = (
-        ranked.join(symbol_times, on="symbol_code", how="inner")
-        .select(_ROW, "account", "rank", _levels(pl.col("n_times")).alias("level"))
-        .explode("level")
-        .select(_ROW, "account", ((pl.col("rank") // width) * 16 + level).alias("slot"))
-        .join(nodes, on="slot", how="inner")
-        .with_columns(pl.when(pl.col("best_account") != pl.col("account")).then(pl.col("best_key"))
-                      .otherwise(pl.col("other_key")).alias("key"))
-    )
-    key, is_bid = pl.col("key"), pl.col("is_bid")
-    return looked_up.group_by(_ROW).agg(pl.when(is_bid).then(key).max().alias("best_bid"),
-                                        (-pl.when(~is_bid).then(key).max()).alias("best_ask"))
+        "best_account", "other_key").collect()
+    # A fill looks up the block holding its rank at each level, level by level (tens of millions of fills
+    # times the levels would not fit at once): the best key of an account other than its own. A level past
+    # the fill's symbol finds no block: blocks never cross symbols (they lie inside an order's range).
+    queries = ranked.select(_ROW, "account", "rank")
+    n_levels = math.floor(math.log(times.height, branching) + 1e-9) + 1 if times.height else 0  # as `_levels`
+    quotes = queries.select(_ROW, pl.lit(None, pl.Float64).alias("bid_key"), pl.lit(None, pl.Float64).alias("ask_key"))
+    for level_k in range(n_levels):
+        slots = queries.select("account", ((pl.col("rank") // branching ** level_k) * 16 + level_k).alias("slot"))
+        found = {}
+        for side, is_bid_side in (("bid_key", True), ("ask_key", False)):
+            found[side] = slots.join(nodes.filter(pl.col("is_bid") == is_bid_side), on="slot", how="left",
+                                     maintain_order="left").select(
+                pl.when(pl.col("best_account") != pl.col("account")).then(pl.col("best_key"))
+                .otherwise(pl.col("other_key")).alias(side)).to_series()
+        quotes = quotes.with_columns(*[pl.max_horizontal(pl.col(side), found[side]).alias(side) for side in found])
+    return quotes.lazy().select(_ROW, pl.col("bid_key").alias("best_bid"), (-pl.col("ask_key")).alias("best_ask"))
 
 
 def _effective_spread(inputs: FeatureInputs, takers: pl.LazyFrame, tape: pl.LazyFrame) -> pl.LazyFrame:
