@@ -200,6 +200,57 @@ def demo(
     run_demo(settings, settings.resolve(out_dir), seed, out)
 
 
+@app.command()
+def evaluate(
+    alerts_file: Annotated[Path, typer.Option("--alerts", help="alerts.csv or alerts.json (the alert contract)")],
+    labels_file: Annotated[Path | None, typer.Option("--labels", help="labels.csv of the scenario")] = None,
+    trades_file: Annotated[Path | None, typer.Option("--trades", help="trades file, counted for false alerts per 100k trades")] = None,
+    trade_count: Annotated[int | None, typer.Option("--trade-count", min=1, help="number of trades, instead of --trades")] = None,
+    clean: Annotated[bool, typer.Option("--clean", help="a clean scenario: no episodes, every alert is false")] = False,
+    slack_minutes: Annotated[float | None, typer.Option("--slack-minutes", min=0.0, help="window slack (default from config)")] = None,
+    out_file: Annotated[Path | None, typer.Option("--out", help="JSON report (default: evaluation.json beside the alerts)")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Score alerts against labelled episodes: recall, precision and alerts per episode, per pattern."""
+    from surveillance_pipeline.contract import LABEL_SCHEMA, empty_frame
+    from surveillance_pipeline.evaluation import EvaluationSettings, count_trades, evaluate as score, read_alerts, read_labels
+
+    settings = _settings(config)
+    if labels_file is None and not clean:
+        err.print("[red]--labels is required (or --clean for a scenario without episodes)[/red]")
+        raise typer.Exit(2)
+    if trades_file is not None and trade_count is not None:
+        err.print("[red]give --trades or --trade-count, not both[/red]")
+        raise typer.Exit(2)
+    if clean and trades_file is None and trade_count is None:
+        err.print("[red]--clean reports false alerts per 100k trades: give --trades or --trade-count[/red]")
+        raise typer.Exit(2)
+    # The `evaluation` section of the settings, once config.py carries one.
+    evaluation = getattr(settings, "evaluation", None) or EvaluationSettings()
+    if slack_minutes is not None:
+        evaluation = EvaluationSettings.model_validate({**evaluation.model_dump(), "slack_minutes": slack_minutes})
+    try:
+        alerts = read_alerts(alerts_file)
+        labels = read_labels(labels_file) if labels_file is not None else empty_frame(LABEL_SCHEMA)
+        if clean and labels.height:
+            err.print(f"[red]error:[/red] {escape(str(labels_file))}: --clean expects no episodes, found {labels.height}")
+            raise typer.Exit(1)
+        if trades_file is not None:
+            trade_count = count_trades(trades_file)
+    except InputFileError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(1) from None
+    report = score(alerts, labels, evaluation, trade_count)
+    out.print(report.format_table(), markup=False)
+    target = out_file or alerts_file.parent / "evaluation.json"
+    document = {"inputs": {"alerts": str(alerts_file), "labels": None if labels_file is None else str(labels_file),
+                           "trades": None if trades_file is None else str(trades_file), "clean": clean},
+                **report.to_dict()}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(document, indent=2) + "\n")
+    out.print(f"wrote {target}", markup=False)
+
+
 @features_app.command("docs")
 def features_docs(
     out_file: Annotated[Path, typer.Option("--out", help="where the table is written")] = Path("docs/FEATURES.md"),

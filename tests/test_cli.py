@@ -106,3 +106,48 @@ def test_generate_writes_a_labelled_scenario(tmp_path):
     clean = runner.invoke(app, ["generate", "--out", str(tmp_path / "c"), "--trades-per-day", "2000",
                                 "--accounts", "80", "--clean"])
     assert clean.exit_code == 0 and pl.read_csv(tmp_path / "c" / "labels.csv").height == 0
+
+
+def test_evaluate_scores_alerts_and_writes_json(tmp_path):
+    scenario = tmp_path / "s"
+    generated = runner.invoke(app, ["generate", "--out", str(scenario), "--seed", "5", "--trades-per-day", "2000",
+                                    "--accounts", "60"])
+    assert generated.exit_code == 0, generated.output
+    labels = pl.read_csv(scenario / "labels.csv")
+    # One alert per episode plus one on an account that took no part: recall 1, one false alert.
+    perfect = labels.select(pl.col("episode_id").alias("alert_id"), "pattern", "symbol", "user_ids",
+                            pl.col("start").alias("window_start"), pl.col("end").alias("window_end"))
+    stray = perfect.head(1).with_columns(pl.lit("stray").alias("alert_id"), pl.lit("nobody").alias("user_ids"),
+                                         pl.lit("pump_and_dump").alias("pattern"), pl.lit("XRPUSDT").alias("symbol"))
+    pl.concat([perfect, stray]).write_csv(tmp_path / "alerts.csv")
+    result = runner.invoke(app, ["evaluate", "--alerts", str(tmp_path / "alerts.csv"), "--labels",
+                                 str(scenario / "labels.csv"), "--trades", str(scenario / "trades.csv"),
+                                 "--slack-minutes", "1"])
+    assert result.exit_code == 0, result.output
+    assert "macro" in result.stdout and "wash_trading" in result.stdout and "false/100k trades" in result.stdout
+    report = json.loads((tmp_path / "evaluation.json").read_text())
+    assert report["macro"]["recall"] == 1.0 and report["totals"]["false_alerts"] == 1
+    assert report["totals"]["episodes"] == labels.height and report["settings"]["slack_minutes"] == 1.0
+    assert report["totals"]["trade_count"] == pl.read_csv(scenario / "trades.csv").height
+    pump = next(row for row in report["patterns"] if row["pattern"] == "pump_and_dump")
+    assert pump["false_alert_ids"] == ["stray"]
+    assert runner.invoke(app, ["evaluate", "--help"]).exit_code == 0
+
+
+def test_evaluate_clean_mode_and_bad_input(tmp_path):
+    alerts = tmp_path / "alerts.csv"
+    alerts.write_text("alert_id,pattern,symbol,user_ids,window_start,window_end\n"
+                      "a1,spoofing,BTCUSDT,u1,2026-03-02T10:00:00Z,2026-03-02T10:01:00Z\n")
+    out_file = tmp_path / "report" / "clean.json"
+    clean = runner.invoke(app, ["evaluate", "--alerts", str(alerts), "--clean", "--trade-count", "50000",
+                                "--out", str(out_file)])
+    assert clean.exit_code == 0, clean.output
+    assert json.loads(out_file.read_text())["totals"]["false_alerts_per_100k_trades"] == 2.0
+    assert runner.invoke(app, ["evaluate", "--alerts", str(alerts), "--clean"]).exit_code == 2
+    assert runner.invoke(app, ["evaluate", "--alerts", str(alerts)]).exit_code == 2
+    alerts.write_text("alert_id,pattern,symbol,user_ids,window_start,window_end\n"
+                      "a1,spoofing,BTCUSDT,u1,2026-03-02T10:00:00Z,soon\n")
+    bad = runner.invoke(app, ["evaluate", "--alerts", str(alerts), "--clean", "--trade-count", "10"])
+    assert bad.exit_code == 1 and isinstance(bad.exception, SystemExit)
+    assert f"{alerts}:2: window_end: expected an ISO-8601 UTC timestamp, got 'soon'" in bad.stderr
+    assert "Traceback" not in bad.output
