@@ -1,0 +1,185 @@
+"""Layering on hand-made order books, its legitimate look-alikes, and a generated day.
+
+The book: background accounts rest orders of size 1 (the symbol's median resting order is 1). The layerer `l`
+stacks four size-3 buy orders one tick apart, gets its size-1 sell filled, and pulls the stack within 30 ms.
+"""
+import json
+from datetime import datetime, timedelta, timezone
+
+import polars as pl
+import pytest
+
+from surveillance_pipeline.contract import ORDER_SCHEMA, TRADE_SCHEMA, Pattern
+from surveillance_pipeline.detectors.base import FINDING_SCHEMA, DetectionInputs
+from surveillance_pipeline.detectors.layering import LayeringSettings, detect_layering
+from surveillance_pipeline.scenarios import ScenarioSpec, generate_scenario
+
+T0 = datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)
+BTC = "BTCUSDT"
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+class Book:
+    """Order events and trades written row by row: place / cancel / fill (a trade against a resting order)."""
+
+    def __init__(self):
+        self.orders, self.trades = [], []
+
+    def place(self, s, oid, user, side, price, qty):
+        self.orders.append({"order_id": oid, "timestamp": at(s), "user_id": user, "symbol": BTC, "side": side,
+                            "price": price, "quantity": qty, "event": "new", "order_type": "limit",
+                            "market_type": "spot"})
+
+    def cancel(self, s, oid):
+        new = next(o for o in self.orders if o["order_id"] == oid and o["event"] == "new")
+        self.orders.append({**new, "timestamp": at(s), "event": "cancel"})
+
+    def fill(self, s, oid, taker, qty):
+        maker = next(o for o in self.orders if o["order_id"] == oid and o["event"] == "new")
+        buy = maker["side"] == "sell"
+        tid = f"t{len(self.trades)}"
+        self.trades.append({
+            "trade_id": tid, "timestamp": at(s), "symbol": BTC, "side": "buy" if buy else "sell",
+            "price": maker["price"], "quantity": qty,
+            "buyer_id": taker if buy else maker["user_id"], "seller_id": maker["user_id"] if buy else taker,
+            "buyer_order_id": f"x{tid}" if buy else oid, "seller_order_id": oid if buy else f"x{tid}",
+            "market_type": "spot", "quote_quantity": maker["price"] * qty, "fee": 0.0})
+
+    def inputs(self) -> DetectionInputs:
+        return DetectionInputs(trades=pl.DataFrame(self.trades, schema=TRADE_SCHEMA),
+                               orders=pl.DataFrame(self.orders, schema=ORDER_SCHEMA))
+
+
+def background(book: Book, seconds: float = 600.0) -> None:
+    for i in range(60):
+        book.place(i * seconds / 60, f"bg{i}", f"r{i % 3}", "buy" if i % 2 else "sell", 98.0 + (i % 2) * 4.0, 1.0)
+
+
+def layer_cycle(book: Book, start: float, k: int, levels: int = 4, cancel_gap: float = 0.01,
+                side: str = "buy", fill: bool = True) -> None:
+    """`levels` size-3 orders on `side`, 0.1 s apart, one tick apart; the genuine size-1 order on the other side
+    filled 2 s later; the layers cancelled 0.2 s after that fill, cancel_gap seconds apart."""
+    sign = -1 if side == "buy" else 1
+    for level in range(levels):
+        book.place(start + 0.1 * level, f"L{k}.{level}", "l", side, 100.0 + sign * (0.5 + 0.1 * level), 3.0)
+    other = "sell" if side == "buy" else "buy"
+    book.place(start + 0.5, f"G{k}", "l", other, 100.0 - sign * 0.1, 1.0)
+    if fill:
+        book.fill(start + 2.0, f"G{k}", "x", 1.0)
+    for level in range(levels):
+        book.cancel(start + 2.2 + cancel_gap * level, f"L{k}.{level}")
+
+
+def test_stacked_levels_pulled_after_an_opposite_fill_fire_once_per_episode():
+    book = Book()
+    background(book)
+    layer_cycle(book, 0.0, 0)
+    layer_cycle(book, 60.0, 1, side="sell")
+    findings = detect_layering(book.inputs(), LayeringSettings())
+    assert findings.schema == FINDING_SCHEMA
+    assert findings.height == 1
+    row = findings.row(0, named=True)
+    assert row["pattern"] == Pattern.LAYERING.value and row["symbol"] == BTC and row["user_ids"] == ["l"]
+    assert row["window_start"] == at(0.0)  # the first layer
+    assert row["window_end"] == at(60.0 + 2.2 + 0.03)  # the last layer's cancel
+    metrics = json.loads(row["metrics"])
+    assert metrics["cycles"] == 2 and metrics["median_levels"] == 4
+    assert metrics["median_layered_quantity"] == pytest.approx(12.0)
+    assert metrics["layered_vs_fill"] == pytest.approx(12.0)
+    assert metrics["stack_vs_book_median"] == pytest.approx(12.0)
+    assert metrics["median_cancel_span_ms"] == pytest.approx(30.0)
+    assert metrics["median_cancel_after_fill_ms"] == pytest.approx(200.0)
+    assert metrics["median_placement_span_ms"] == pytest.approx(300.0)
+    assert metrics["min_side_imbalance"] == pytest.approx(12.0)  # 12 resting against the genuine 1
+    assert {"order:L0.0", "order:L0.3", "order:L1.3", "trade:t0", "trade:t1"} <= set(row["evidence"])
+    assert "4 successive prices" in row["explanation"] and "200 ms after that fill" in row["explanation"]
+
+
+def test_market_maker_ladders_on_both_sides_are_not_layering():
+    """Three levels a side, size 3, all six pulled 50 ms after each fill and requoted: stacks, fills, cancels
+    together, but the ladder on the filled side is as deep as the other one."""
+    book = Book()
+    background(book)
+    for k in range(20):
+        t = 20.0 * k
+        for level in range(3):
+            book.place(t, f"b{k}.{level}", "m", "buy", 99.9 - 0.1 * level, 3.0)
+            book.place(t, f"a{k}.{level}", "m", "sell", 100.1 + 0.1 * level, 3.0)
+        end = t + 19.9
+        if k % 2 == 0:
+            book.fill(t + 10.0, f"a{k}.0", "x", 1.0)
+            end = t + 10.05
+        for level in range(3):
+            book.cancel(end, f"b{k}.{level}")
+            book.cancel(end, f"a{k}.{level}")
+    assert detect_layering(book.inputs(), LayeringSettings()).is_empty()
+    assert detect_layering(book.inputs(), LayeringSettings(min_side_imbalance=0.0)).height == 1
+
+
+@pytest.mark.parametrize("change, reason", [
+    ({"levels": 2}, "two levels are an ordinary pair"),
+    ({"cancel_gap": 5.0}, "layers pulled one by one over 15 s, not together"),
+    ({"fill": False}, "no execution on the other side"),
+])
+def test_stacks_without_the_full_sequence_do_not_fire(change, reason):
+    book = Book()
+    background(book)
+    layer_cycle(book, 0.0, 0, **change)
+    layer_cycle(book, 60.0, 1, **change)
+    assert detect_layering(book.inputs(), LayeringSettings()).is_empty(), reason
+
+
+def test_fleeting_orders_around_a_coincident_fill_are_not_layers():
+    """Small orders that appear 5 ms before a fill of the same account (a quote stuffer's) cannot have induced it."""
+    book = Book()
+    background(book)
+    book.place(0.0, "G", "q", "sell", 100.1, 1.0)
+    for level in range(3):
+        book.place(9.995, f"f{level}", "q", "buy", 99.5 - 0.1 * level, 3.0)
+    book.fill(10.0, "G", "x", 1.0)
+    for level in range(3):
+        book.cancel(10.002, f"f{level}")
+    assert detect_layering(book.inputs(), LayeringSettings()).is_empty()
+    assert detect_layering(book.inputs(), LayeringSettings(min_rest_before_fill_ms=0)).height == 1
+
+
+def test_without_order_events_or_when_disabled_it_stands_aside():
+    book = Book()
+    background(book)
+    layer_cycle(book, 0.0, 0)
+    inputs = book.inputs()
+    assert detect_layering(DetectionInputs(trades=inputs.trades), LayeringSettings()).is_empty()
+    assert detect_layering(inputs, LayeringSettings(enabled=False)).is_empty()
+
+
+# --- a generated day ----------------------------------------------------------------------------------------
+SLACK = timedelta(minutes=5)
+SPOOF_FAMILY = (Pattern.SPOOFING.value, Pattern.LAYERING.value)
+
+
+def matches(finding: dict, label: dict) -> bool:
+    return (finding["symbol"] == label["symbol"]
+            and finding["window_start"] <= label["end"] + SLACK and finding["window_end"] >= label["start"] - SLACK
+            and bool(set(finding["user_ids"]) & set(label["user_ids"].split(";"))))
+
+
+@pytest.mark.parametrize("seed", [3, 7])
+def test_generated_day_layering_episodes_are_found(seed):
+    scenario = generate_scenario(ScenarioSpec(days=1, seed=seed, accounts=60, trades_per_day=2_000))
+    findings = detect_layering(DetectionInputs(trades=scenario.trades, orders=scenario.orders),
+                               LayeringSettings()).to_dicts()
+    labels = scenario.labels.filter(pl.col("pattern") == Pattern.LAYERING.value).to_dicts()
+    family = scenario.labels.filter(pl.col("pattern").is_in(SPOOF_FAMILY)).to_dicts()
+    assert labels
+    assert all(any(matches(f, lab) for f in findings) for lab in labels)  # recall 1
+    assert all(any(matches(f, lab) for lab in family) for f in findings)  # every finding is an episode
+    assert len(findings) <= 1.5 * len(labels)
+
+
+def test_clean_generated_day_gives_no_layering():
+    scenario = generate_scenario(ScenarioSpec(days=1, seed=4, accounts=60, trades_per_day=2_000, clean=True))
+    inputs = DetectionInputs(trades=scenario.trades, orders=scenario.orders)
+    assert detect_layering(inputs, LayeringSettings()).is_empty()
