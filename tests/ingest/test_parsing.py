@@ -53,3 +53,28 @@ def test_column_parser_matches_the_general_parser_on_mixed_columns():
         series = pl.Series("t", values, dtype=pl.String)
         expected = series.to_frame().select(parse_timestamp(pl.col("t"))).to_series()
         assert parse_timestamp_column(series).to_list() == expected.to_list()
+
+
+@pytest.mark.parametrize("values", [
+    [" 2024-03-01T10:00:00Z "] * 100 + ["2024-03-01T10:00:00Z", "", "  ", None, "junk", "1709287200"],  # padded
+    [""] * 2000 + ["1709287200123"] * 10 + [" 1709287200 ", "x"],  # no sample among the first values
+    ["1709287200123456"] * 100 + ["+1709287200", "-5", "1709287200.5", "2024-03-01", "99999999999999999",
+                                  "100000000000000000", "9223372036854775808"],  # around the magnitudes
+    [None] * 10,
+])
+def test_column_parser_matches_the_general_parser_on_awkward_columns(values):
+    from surveillance_pipeline.ingest.parsing import parse_timestamp_column
+
+    series = pl.Series("t", values, dtype=pl.String)
+    expected = series.to_frame().select(parse_timestamp(pl.col("t"))).to_series()
+    parsed = parse_timestamp_column(series)
+    assert parsed.dtype == expected.dtype and parsed.to_list() == expected.to_list()
+
+
+@pytest.mark.parametrize("values", [["1", "2.5", "-3e2", None, "nan", "inf"], ["1", " 2 ", "", "abc", None, ".5"]])
+def test_number_column_matches_the_number_parser(values):
+    from surveillance_pipeline.ingest.parsing import parse_number_column
+
+    series = pl.Series("n", values, dtype=pl.String)
+    expected = series.to_frame().select(parse_number(pl.col("n"))).to_series()
+    assert parse_number_column(series).to_list() == expected.to_list()
