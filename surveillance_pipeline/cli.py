@@ -225,8 +225,7 @@ def evaluate(
     if clean and trades_file is None and trade_count is None:
         err.print("[red]--clean reports false alerts per 100k trades: give --trades or --trade-count[/red]")
         raise typer.Exit(2)
-    # The `evaluation` section of the settings, once config.py carries one.
-    evaluation = getattr(settings, "evaluation", None) or EvaluationSettings()
+    evaluation = settings.evaluation
     if slack_minutes is not None:
         evaluation = EvaluationSettings.model_validate({**evaluation.model_dump(), "slack_minutes": slack_minutes})
     try:

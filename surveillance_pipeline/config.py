@@ -18,6 +18,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from surveillance_pipeline.contract import Trade
+from surveillance_pipeline.detectors.settings import RulesSettings
+from surveillance_pipeline.evaluation import EvaluationSettings
 
 ENV_PREFIX = "SURVEILLANCE__"
 CONVENTIONAL_ENV = {
@@ -124,6 +126,8 @@ class Settings(_Section):
     partitions: PartitionSettings = PartitionSettings()
     services: ServicesSettings = ServicesSettings()
     logging: LoggingSettings = LoggingSettings()
+    detectors: RulesSettings = RulesSettings()
+    evaluation: EvaluationSettings = EvaluationSettings()
     root: Path = PROJECT_ROOT
 
     def resolve(self, path: Path) -> Path:

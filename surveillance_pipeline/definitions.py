@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dagster import Definitions, load_assets_from_modules
 
+import assets.detections
 import assets.features
 import assets.ingestion
 import assets.storage
@@ -16,7 +17,7 @@ from resources.settings import SettingsResource
 from schedules.nightly_batch_schedule import nightly_batch_schedule
 from sensors.landing_folder_sensor import landing_folder_sensor
 
-ASSET_MODULES = [assets.ingestion, assets.storage, assets.features]
+ASSET_MODULES = [assets.ingestion, assets.storage, assets.features, assets.detections]
 
 
 def build_resources() -> dict:

@@ -9,6 +9,8 @@ import polars as pl
 from rich.console import Console
 
 from surveillance_pipeline.config import Settings
+from surveillance_pipeline.detectors.alerts import write_alerts
+from surveillance_pipeline.evaluation import evaluate
 from surveillance_pipeline.scenarios import ScenarioSpec, generate_scenario, write_scenario
 from surveillance_pipeline.storage.database import Database
 
@@ -46,7 +48,7 @@ def run_demo(settings: Settings, out_dir: Path, seed: int, console: Console) -> 
     _land(paths["orders"], landing / "orders.csv")
     console.print(f"[bold]2. landed[/bold] trades.csv (+{len(BROKEN_TRADE_ROWS)} broken rows) and orders.csv in {landing}")
 
-    console.print(f"[bold]3. materialising partition {day}[/bold] (raw -> validated -> stored, with asset checks)")
+    console.print(f"[bold]3. materialising partition {day}[/bold] (raw -> validated -> stored -> features -> rule detections, with asset checks)")
     result = run_daily_batch(day)
     for event in result.get_asset_materialization_events():
         mat = event.event_specific_data.materialization
@@ -67,3 +69,14 @@ def run_demo(settings: Settings, out_dir: Path, seed: int, console: Console) -> 
     database.dispose()
     home = os.environ.get("DAGSTER_STORAGE_DIR") or os.environ.get("DAGSTER_HOME") or "(a temporary instance)"
     console.print(f"   Dagster run history: {home}; `make dev` shows the assets and this run in the UI")
+
+    alerts = pl.read_parquet(settings.resolve(settings.paths.warehouse_dir) / "rule_detections" / f"{day}.parquet")
+    csv_path, json_path = write_alerts(alerts.drop("date"), out_dir / "alerts")
+    console.print(f"[bold]5. rule detections[/bold]: {alerts.height} alerts -> {csv_path}, {json_path.name}")
+    for row in alerts.sort("risk_level", "window_start").head(8).iter_rows(named=True):
+        console.print(f"   {row['risk_level']:<6} {row['pattern']:<17} {row['symbol']:<8} "
+                      f"{row['explanation'][:150]}")
+    report = evaluate(alerts, scenario.labels, settings.evaluation, trade_count=scenario.trades.height)
+    console.print("   against the day's labels (`surveillance evaluate`):")
+    for line in report.format_table().splitlines():
+        console.print(f"   {line}", markup=False, highlight=False)

@@ -159,7 +159,8 @@ def test_definitions_load_everything():
     repository = defs.get_repository_def()
     keys = {key.to_user_string() for key in repository.asset_graph.get_all_asset_keys()}
     assert keys == {"raw_trades", "raw_orders", "validated_trades", "trade_rejects", "validated_orders",
-                    "order_rejects", "stored_trades", "stored_orders", "account_features", "market_features"}
+                    "order_rejects", "stored_trades", "stored_orders", "account_features", "market_features",
+                    "rule_detections"}
     checks = {key.name for key in repository.asset_graph.asset_check_keys}
     assert checks == {"validated_trades_check", "validated_orders_check", "trade_rejects_ratio_check",
                       "order_rejects_ratio_check", "account_features_drift_check", "market_features_drift_check"}

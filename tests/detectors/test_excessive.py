@@ -1,0 +1,167 @@
+"""Excessive trading (HFT flag) on hand-made tapes and on generated scenarios."""
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timedelta, timezone
+
+import numpy as np
+import polars as pl
+import pytest
+
+from surveillance_pipeline.contract import TRADE_SCHEMA, Pattern
+from surveillance_pipeline.detectors.base import FINDING_SCHEMA, DetectionInputs, Finding
+from surveillance_pipeline.detectors.excessive import ExcessiveTradingSettings, detect_excessive_trading
+from surveillance_pipeline.scenarios import ScenarioSpec, generate_scenario
+
+UTC = timezone.utc
+DAY = date(2026, 3, 2)
+MIDNIGHT = datetime(2026, 3, 2, tzinfo=UTC)
+
+
+def trades(seconds, taker: str | list[str], maker: str | list[str], symbol: str = "ABCUSDT", seed: int = 0,
+           start: datetime = MIDNIGHT) -> pl.DataFrame:
+    """Trades `seconds` after `start`; the taker buys or sells at random against the maker."""
+    rng = np.random.default_rng(seed)
+    n = len(seconds)
+    takers = [taker] * n if isinstance(taker, str) else list(taker)
+    makers = [maker] * n if isinstance(maker, str) else list(maker)
+    buy = rng.random(n) < 0.5
+    epoch_us = int(start.timestamp() * 1_000_000) + (np.asarray(seconds, dtype=float) * 1_000_000).astype(np.int64)
+    return pl.DataFrame({
+        "timestamp": pl.Series(epoch_us).cast(pl.Datetime("us", "UTC")),
+        "symbol": [symbol] * n,
+        "side": np.where(buy, "buy", "sell"),
+        "price": 100.0 + rng.normal(0, 0.1, n),
+        "quantity": rng.lognormal(0, 1, n),
+        "buyer_id": np.where(buy, takers, makers),
+        "seller_id": np.where(buy, makers, takers),
+    }).with_columns(
+        pl.lit(None, pl.String).alias("buyer_order_id"), pl.lit(None, pl.String).alias("seller_order_id"),
+        pl.lit("spot").alias("market_type"), (pl.col("price") * pl.col("quantity")).alias("quote_quantity"),
+        pl.lit(None, pl.Float64).alias("fee"), pl.lit("").alias("trade_id"),
+    ).select(list(TRADE_SCHEMA)).cast(TRADE_SCHEMA)
+
+
+def background(symbol: str = "ABCUSDT", accounts: int = 100, n: int = 2_000, seed: int = 1) -> pl.DataFrame:
+    """A day of ordinary trading: `accounts` retail accounts, a few dozen trades each, with a market maker."""
+    rng = np.random.default_rng(seed)
+    return trades(np.sort(rng.uniform(0, 86_000, n)), [f"r{i}" for i in rng.integers(0, accounts, n)], "mm",
+                  symbol, seed)
+
+
+def detect(*parts: pl.DataFrame, **settings) -> pl.DataFrame:
+    day = pl.concat(parts).sort("timestamp").with_columns(pl.format("t{}", pl.int_range(pl.len())).alias("trade_id"))
+    found = detect_excessive_trading(DetectionInputs(trades=day, day=DAY), ExcessiveTradingSettings(**settings))
+    assert found.schema == pl.Schema(FINDING_SCHEMA)
+    return found
+
+
+def test_an_account_over_the_hourly_limit_is_flagged_once_with_its_rate_and_percentile():
+    rng = np.random.default_rng(2)
+    burst = trades(np.sort(rng.uniform(10 * 3600, 11 * 3600, 1_200)), "bot",
+                   [f"r{i}" for i in rng.integers(0, 100, 1_200)], seed=2)
+    found = detect(background(), burst)
+    assert found.height == 1
+    row = found.row(0, named=True)
+    assert row[Finding.PATTERN] == Pattern.EXCESSIVE_TRADING.value and row[Finding.USER_IDS] == ["bot"]
+    assert row[Finding.SYMBOL] == "ABCUSDT"
+    assert MIDNIGHT + timedelta(hours=10) <= row[Finding.WINDOW_START] < row[Finding.WINDOW_END]
+    assert row[Finding.WINDOW_END] <= MIDNIGHT + timedelta(hours=11)
+    assert 0.3 < row[Finding.SCORE] <= 0.6 * 2 / 3 + 1e-9  # 2x the limit: r / (1 + r) x max_score
+    assert "1,200 trades in one hour" in row[Finding.EXPLANATION]
+    assert "2.0x the 600 per hour limit" in row[Finding.EXPLANATION]
+    assert "busier than 100% of the other 100 accounts" in row[Finding.EXPLANATION]
+    metrics = json.loads(row[Finding.METRICS])
+    assert metrics["peak_hour_trades"] == 1_200 and metrics["peak_hour_percentile"] == 1.0
+    assert len(row[Finding.EVIDENCE]) == 300
+
+
+def test_a_busy_but_steady_account_under_the_limits_is_not_flagged():
+    """500 trades an hour for ten hours (5,000 in the day): busy, but under every limit."""
+    rng = np.random.default_rng(3)
+    steady = trades(np.sort(rng.uniform(8 * 3600, 18 * 3600, 5_000)), "busy", "mm", seed=3)
+    hours = steady.group_by_dynamic("timestamp", every="1h").agg(pl.len())["len"]
+    assert hours.max() < 600
+    assert detect(background(), steady).is_empty()
+
+
+def test_a_market_makers_passive_fills_count_only_when_asked_and_never_when_exempt():
+    rng = np.random.default_rng(4)
+    n = 2_000
+    quoted = trades(np.sort(rng.uniform(9 * 3600, 10 * 3600, n)), [f"r{i}" for i in rng.integers(0, 100, n)],
+                    "mm", seed=4)
+    assert detect(background(), quoted).is_empty()  # the takers decided these trades, not the market maker
+    flagged = detect(background(), quoted, count_passive_fills=True)
+    assert flagged["user_ids"].to_list() == [["mm"]]
+    assert detect(background(), quoted, count_passive_fills=True, exempt_accounts=("mm",)).is_empty()
+
+
+def test_the_daily_limits_per_symbol_and_overall():
+    rng = np.random.default_rng(5)
+    # 12,000 trades spread over the day: ~500 an hour, under the hourly limit, over the per-symbol day limit
+    spread = trades(np.sort(rng.uniform(0, 86_000, 12_000)), "algo", "mm", seed=5)
+    found = detect(background(), spread)
+    assert found["user_ids"].to_list() == [["algo"]]
+    assert "12,000 trades in the day, 1.2x the 10,000 per day limit" in found["explanation"][0]
+    # 8,000 + 7,000 + 6,000 in three symbols: each under the limits, together over the overall one
+    parts = [trades(np.sort(rng.uniform(0, 86_000, k)), "wide", "mm", symbol, seed)
+             for k, symbol, seed in ((8_000, "AAAUSDT", 6), (7_000, "BBBUSDT", 7), (6_000, "CCCUSDT", 8))]
+    found = detect(background(), *parts)
+    assert found.height == 1  # once, on the busiest symbol
+    row = found.row(0, named=True)
+    assert row[Finding.SYMBOL] == "AAAUSDT" and row[Finding.USER_IDS] == ["wide"]
+    assert "21,000 trades across 3 symbol(s)" in row[Finding.EXPLANATION]
+
+
+def test_two_bursts_in_one_symbol_are_one_finding_spanning_both():
+    rng = np.random.default_rng(6)
+    bursts = [trades(np.sort(rng.uniform(h * 3600, h * 3600 + 1_800, 700)), "bot", "mm", seed=h) for h in (3, 15)]
+    found = detect(background(), *bursts)
+    assert found.height == 1
+    assert found["window_start"][0] < MIDNIGHT + timedelta(hours=4)
+    assert found["window_end"][0] > MIDNIGHT + timedelta(hours=15)
+
+
+def test_an_anonymous_tape_or_a_disabled_detector_stands_aside():
+    rng = np.random.default_rng(7)
+    burst = trades(np.sort(rng.uniform(0, 3600, 1_000)), "bot", "mm", seed=7)
+    anonymous = burst.with_columns(pl.lit(None, pl.String).alias("buyer_id"), pl.lit(None, pl.String).alias("seller_id"))
+    assert detect(anonymous).is_empty()
+    assert detect(burst, enabled=False).is_empty()
+
+
+def test_settings_are_documented_and_bounded():
+    for name, field in ExcessiveTradingSettings.model_fields.items():
+        assert name == "enabled" or field.description, name
+    with pytest.raises(ValueError):
+        ExcessiveTradingSettings(max_trades_per_hour=0)
+    with pytest.raises(ValueError):
+        ExcessiveTradingSettings(max_score=2)
+
+
+def _findings(spec: ScenarioSpec) -> tuple[pl.DataFrame, pl.DataFrame]:
+    scenario = generate_scenario(spec)
+    found = []
+    for day in scenario.trades["timestamp"].dt.date().unique().sort():
+        start = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
+        today = scenario.trades.filter(pl.col("timestamp").is_between(start, start + timedelta(days=1), closed="left"))
+        found.append(detect_excessive_trading(DetectionInputs(trades=today, day=day), ExcessiveTradingSettings()))
+    return scenario.labels, pl.concat(found)
+
+
+@pytest.mark.parametrize("seed, trades_per_day", [(1, 20_000), (2, 20_000), (3, 60_000)])
+def test_generated_excessive_traders_are_found_and_market_makers_are_not(seed, trades_per_day):
+    labels, found = _findings(ScenarioSpec(days=2, seed=seed, trades_per_day=trades_per_day))
+    episodes = labels.filter(pl.col("pattern") == Pattern.EXCESSIVE_TRADING.value)
+    assert episodes.height >= 1
+    for label in episodes.iter_rows(named=True):
+        hits = found.filter((pl.col("symbol") == label["symbol"]) & (pl.col("window_start") <= label["end"])
+                            & (pl.col("window_end") >= label["start"])
+                            & pl.col("user_ids").list.contains(label["user_ids"]))
+        assert hits.height == 1, label
+    assert found.height == episodes.height
+
+
+def test_a_clean_generated_market_flags_nobody():
+    _, found = _findings(ScenarioSpec(days=2, seed=4, clean=True))
+    assert found.is_empty()
