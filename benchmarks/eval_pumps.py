@@ -6,7 +6,9 @@ through `detect_pump_and_dump` day by day (UTC), each day with the tape's earlie
 as the daily pipeline would. Known pumps come from pumps.csv; rows of one file less than --event-gap-hours
 apart name one event. An alert is a hit when its window, widened by --slack-minutes on each side, contains
 the time of a known event's row; an event is found when some alert hits it; any other alert is false.
-Prints a per-file table and totals and writes them, with every alert, as JSON.
+Prints a per-file table and totals and writes them, with every alert, as JSON; also writes the alerts in the
+alert contract (alerts.csv / alerts.json) and the known events as labels (labels.csv) next to it, so that
+`surveillance evaluate --alerts .../alerts.csv --labels .../labels.csv --slack-minutes 30` scores them too.
 Usage: python benchmarks/eval_pumps.py [--data DIR] [--out FILE] [--slack-minutes 30] [--event-gap-hours 3]
        [--set field=value ...]  (override PumpAndDumpSettings fields, e.g. --set min_price_rise=0.03)
 """
@@ -24,7 +26,8 @@ import polars as pl
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from surveillance_pipeline.contract import Trade  # noqa: E402
+from surveillance_pipeline.contract import LABEL_SCHEMA, Label, Pattern, Trade  # noqa: E402
+from surveillance_pipeline.detectors.alerts import findings_to_alerts, write_alerts  # noqa: E402
 from surveillance_pipeline.detectors.base import DetectionInputs, Finding  # noqa: E402
 from surveillance_pipeline.detectors.pump import PumpAndDumpSettings, detect_pump_and_dump  # noqa: E402
 from surveillance_pipeline.ingest.importer import ImportOptions, iter_validated, make_context, prepare_source  # noqa: E402
@@ -90,7 +93,7 @@ def main() -> None:
     events = known_events(args.data / "pumps.csv", args.event_gap_hours)
     slack = timedelta(minutes=args.slack_minutes)
 
-    per_file, all_alerts = [], []
+    per_file, all_alerts, contract_alerts, labels = [], [], [], []
     began = time.perf_counter()
     for path in sorted(args.data.glob("*.csv.gz")):
         tape = load_tape(path)
@@ -98,6 +101,14 @@ def main() -> None:
         alerts = detect_tape(tape, settings).sort(Finding.WINDOW_START)
         seconds = time.perf_counter() - tick
         file_events = events.filter(pl.col("file") == path.name)
+        symbol = tape.get_column(Trade.SYMBOL)[0]
+        contract_alerts.append(findings_to_alerts(alerts, {Pattern.PUMP_AND_DUMP.value: settings.model_dump()},
+                                                  high=0.8, medium=0.5, max_evidence=50, model_version="rules"))
+        labels.append(file_events.select(
+            pl.format("{}#{}", pl.col("file"), pl.col("event")).alias(Label.EPISODE_ID),
+            pl.lit(Pattern.PUMP_AND_DUMP.value).alias(Label.PATTERN), pl.lit(symbol).alias(Label.SYMBOL),
+            pl.lit("").alias(Label.USER_IDS), pl.col("times").list.min().alias(Label.START),
+            pl.col("times").list.max().alias(Label.END)).cast(LABEL_SCHEMA))
         alert_hits, event_found = score_file(alerts, file_events, slack)
         per_file.append({
             "file": path.name, "trades": tape.height,
@@ -132,7 +143,13 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    print(f"wrote {args.out}")
+    folder = args.out.with_suffix("")
+    alerts_csv, _ = write_alerts(pl.concat(contract_alerts), folder)
+    labels_csv = folder / "labels.csv"
+    pl.concat(labels).with_columns(pl.col(Label.START, Label.END).dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ")).write_csv(
+        labels_csv)
+    print(f"wrote {args.out}; alerts and labels for `surveillance evaluate --alerts {alerts_csv} "
+          f"--labels {labels_csv} --slack-minutes {args.slack_minutes:g}`")
 
 
 if __name__ == "__main__":
