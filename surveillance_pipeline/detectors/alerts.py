@@ -97,7 +97,8 @@ def findings_to_alerts(findings: pl.DataFrame, thresholds: Mapping[str, Mapping]
         return pl.DataFrame(schema=ALERT_SCHEMA)
     used = pl.DataFrame({Alert.PATTERN: list(thresholds),
                          Alert.THRESHOLDS: [json.dumps(dict(v), sort_keys=True, default=str)
-                                            for v in thresholds.values()]})
+                                            for v in thresholds.values()]},
+                        schema={Alert.PATTERN: pl.String(), Alert.THRESHOLDS: pl.String()})
     alerts = (
         findings.join(used, on=Finding.PATTERN, how="left")
         .with_columns(

@@ -75,3 +75,8 @@ def test_no_findings_no_alerts(tmp_path):
     csv_path, json_path = write_alerts(alerts, tmp_path)
     assert json.loads(json_path.read_text()) == []
     assert csv_path.read_text().splitlines()[0].split(",") == list(ALERT_COLUMNS)
+
+
+def test_alerts_without_thresholds_have_none():
+    alerts = findings_to_alerts(findings_frame([finding()]), {}, high=0.8, medium=0.5, max_evidence=3)
+    assert alerts.height == 1 and alerts["thresholds"].to_list() == [None]

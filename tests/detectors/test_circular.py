@@ -1,40 +1,24 @@
 """Circular trading: rings of 3+ accounts passing the same quantity round, on hand-made tapes."""
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime, timedelta
-
 import polars as pl
 import pytest
 
-from surveillance_pipeline.contract import (
-    TRADE_SCHEMA,
-    USER_IDS_SEPARATOR,
-    Label,
-    Pattern,
-)
+from surveillance_pipeline.contract import Pattern
 from surveillance_pipeline.detectors.base import FINDING_SCHEMA, DetectionInputs
 from surveillance_pipeline.detectors.circular import (
     CircularTradingSettings,
     detect_circular_trading,
 )
-from surveillance_pipeline.scenarios import ScenarioSpec, generate_scenario
-
-T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
-
-
-def at(seconds: float) -> datetime:
-    return T0 + timedelta(seconds=seconds)
+from tests.detectors.conftest import (
+    assert_episodes_found, assert_no_findings, at, detect_generated, metrics, trades_day,
+)
+from tests.detectors.conftest import tape as trades_tape
 
 
 def tape(rows: list[tuple], symbol: str = "ETHUSDT") -> pl.DataFrame:
     """Trades from (seconds after T0, price, quantity, seller, buyer); ids t0, t1, ... in row order."""
-    return pl.DataFrame(
-        [{"trade_id": f"t{i}", "timestamp": at(s), "symbol": symbol, "side": "sell", "price": p, "quantity": q,
-          "buyer_id": b, "seller_id": se, "market_type": "spot", "quote_quantity": p * q}
-         for i, (s, p, q, se, b) in enumerate(rows)],
-        schema=TRADE_SCHEMA,
-    )
+    return trades_tape([(s, p, q, b, se) for s, p, q, se, b in rows], symbol, side="sell")
 
 
 def ring(members: list[str], laps: int, qty: float = 0.5, price: float = 3_000.0, hop_s: float = 30.0,
@@ -54,10 +38,6 @@ def ring(members: list[str], laps: int, qty: float = 0.5, price: float = 3_000.0
 
 def detect(trades: pl.DataFrame, **settings) -> pl.DataFrame:
     return detect_circular_trading(DetectionInputs(trades=trades), CircularTradingSettings(**settings))
-
-
-def metrics(finding: dict) -> dict:
-    return json.loads(finding["metrics"])
 
 
 def test_three_account_ring_going_round_twice_is_one_finding():
@@ -167,32 +147,11 @@ def test_settings_reject_out_of_range_values():
 
 # -- generated scenarios -----------------------------------------------------------------------------------------
 
-FAMILY = (Pattern.WASH_TRADING.value, Pattern.CIRCULAR_TRADING.value)
-SLACK = timedelta(minutes=5)
-
-
-def found(label: dict, findings: pl.DataFrame) -> int:
-    """Findings that match the label: same symbol, overlapping window (with slack), a shared account."""
-    users = set(label[Label.USER_IDS].split(USER_IDS_SEPARATOR))
-    return sum(1 for f in findings.iter_rows(named=True)
-               if f["symbol"] == label[Label.SYMBOL] and users & set(f["user_ids"])
-               and f["window_start"] <= label[Label.END] + SLACK and f["window_end"] >= label[Label.START] - SLACK)
-
-
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_generated_day_rings_are_found_once(seed):
-    scenario = generate_scenario(ScenarioSpec(days=1, seed=seed, trades_per_day=5_000))
-    findings = detect_circular_trading(DetectionInputs(trades=scenario.trades), CircularTradingSettings())
-    labels = scenario.labels.filter(pl.col(Label.PATTERN) == Pattern.CIRCULAR_TRADING.value)
-    assert labels.height >= 1
-    assert all(found(label, findings) >= 1 for label in labels.iter_rows(named=True))
-    family = scenario.labels.filter(pl.col(Label.PATTERN).is_in(FAMILY))
-    unmatched = [f for f in findings.iter_rows(named=True)
-                 if not any(found(label, pl.DataFrame([f])) for label in family.iter_rows(named=True))]
-    assert unmatched == []
-    assert findings.height <= 1.5 * labels.height
+    findings, labels = detect_generated(detect_circular_trading, CircularTradingSettings(), trades_day(seed))
+    assert_episodes_found(findings, labels, Pattern.CIRCULAR_TRADING)
 
 
 def test_generated_clean_day_gives_no_findings():
-    scenario = generate_scenario(ScenarioSpec(days=1, seed=4, clean=True, trades_per_day=5_000))
-    assert detect_circular_trading(DetectionInputs(trades=scenario.trades), CircularTradingSettings()).height == 0
+    assert_no_findings(*detect_generated(detect_circular_trading, CircularTradingSettings(), trades_day(4, clean=True)))

@@ -2,20 +2,19 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import numpy as np
 import polars as pl
 import pytest
 
-from surveillance_pipeline.contract import TRADE_SCHEMA, Pattern
+from surveillance_pipeline.contract import Pattern
 from surveillance_pipeline.detectors.base import FINDING_SCHEMA, DetectionInputs, Finding
 from surveillance_pipeline.detectors.excessive import ExcessiveTradingSettings, detect_excessive_trading
-from surveillance_pipeline.scenarios import ScenarioSpec, generate_scenario
-
-UTC = timezone.utc
-DAY = date(2026, 3, 2)
-MIDNIGHT = datetime(2026, 3, 2, tzinfo=UTC)
+from surveillance_pipeline.scenarios import ScenarioSpec
+from tests.detectors.conftest import (
+    DAY, MIDNIGHT, assert_episodes_found, assert_no_findings, complete_trades, detect_generated,
+)
 
 
 def trades(seconds, taker: str | list[str], maker: str | list[str], symbol: str = "ABCUSDT", seed: int = 0,
@@ -27,7 +26,7 @@ def trades(seconds, taker: str | list[str], maker: str | list[str], symbol: str 
     makers = [maker] * n if isinstance(maker, str) else list(maker)
     buy = rng.random(n) < 0.5
     epoch_us = int(start.timestamp() * 1_000_000) + (np.asarray(seconds, dtype=float) * 1_000_000).astype(np.int64)
-    return pl.DataFrame({
+    return complete_trades(pl.DataFrame({
         "timestamp": pl.Series(epoch_us).cast(pl.Datetime("us", "UTC")),
         "symbol": [symbol] * n,
         "side": np.where(buy, "buy", "sell"),
@@ -35,11 +34,7 @@ def trades(seconds, taker: str | list[str], maker: str | list[str], symbol: str 
         "quantity": rng.lognormal(0, 1, n),
         "buyer_id": np.where(buy, takers, makers),
         "seller_id": np.where(buy, makers, takers),
-    }).with_columns(
-        pl.lit(None, pl.String).alias("buyer_order_id"), pl.lit(None, pl.String).alias("seller_order_id"),
-        pl.lit("spot").alias("market_type"), (pl.col("price") * pl.col("quantity")).alias("quote_quantity"),
-        pl.lit(None, pl.Float64).alias("fee"), pl.lit("").alias("trade_id"),
-    ).select(list(TRADE_SCHEMA)).cast(TRADE_SCHEMA)
+    }))
 
 
 def background(symbol: str = "ABCUSDT", accounts: int = 100, n: int = 2_000, seed: int = 1) -> pl.DataFrame:
@@ -139,29 +134,15 @@ def test_settings_are_documented_and_bounded():
         ExcessiveTradingSettings(max_score=2)
 
 
-def _findings(spec: ScenarioSpec) -> tuple[pl.DataFrame, pl.DataFrame]:
-    scenario = generate_scenario(spec)
-    found = []
-    for day in scenario.trades["timestamp"].dt.date().unique().sort():
-        start = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
-        today = scenario.trades.filter(pl.col("timestamp").is_between(start, start + timedelta(days=1), closed="left"))
-        found.append(detect_excessive_trading(DetectionInputs(trades=today, day=day), ExcessiveTradingSettings()))
-    return scenario.labels, pl.concat(found)
-
-
 @pytest.mark.parametrize("seed, trades_per_day", [(1, 20_000), (2, 20_000), (3, 60_000)])
 def test_generated_excessive_traders_are_found_and_market_makers_are_not(seed, trades_per_day):
-    labels, found = _findings(ScenarioSpec(days=2, seed=seed, trades_per_day=trades_per_day))
+    found, labels = detect_generated(detect_excessive_trading, ExcessiveTradingSettings(),
+                                     ScenarioSpec(days=2, seed=seed, trades_per_day=trades_per_day), daily=True)
     episodes = labels.filter(pl.col("pattern") == Pattern.EXCESSIVE_TRADING.value)
-    assert episodes.height >= 1
-    for label in episodes.iter_rows(named=True):
-        hits = found.filter((pl.col("symbol") == label["symbol"]) & (pl.col("window_start") <= label["end"])
-                            & (pl.col("window_end") >= label["start"])
-                            & pl.col("user_ids").list.contains(label["user_ids"]))
-        assert hits.height == 1, label
-    assert found.height == episodes.height
+    assert not episodes["user_ids"].str.contains(";", literal=True).any()  # one account each: a finding must name it
+    assert_episodes_found(found, labels, Pattern.EXCESSIVE_TRADING, each_once=True, slack_minutes=0.0)
 
 
 def test_a_clean_generated_market_flags_nobody():
-    _, found = _findings(ScenarioSpec(days=2, seed=4, clean=True))
-    assert found.is_empty()
+    assert_no_findings(*detect_generated(detect_excessive_trading, ExcessiveTradingSettings(),
+                                         ScenarioSpec(days=2, seed=4, clean=True), daily=True))

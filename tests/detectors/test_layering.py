@@ -4,58 +4,21 @@ The book: background accounts rest orders of size 1 (the symbol's median resting
 stacks four size-3 buy orders one tick apart, gets its size-1 sell filled, and pulls the stack within 30 ms.
 """
 import json
-from datetime import datetime, timedelta, timezone
 
-import polars as pl
 import pytest
 
-from surveillance_pipeline.contract import ORDER_SCHEMA, TRADE_SCHEMA, Pattern
+from surveillance_pipeline.contract import Pattern
 from surveillance_pipeline.detectors.base import FINDING_SCHEMA, DetectionInputs
 from surveillance_pipeline.detectors.layering import LayeringSettings, detect_layering
-from surveillance_pipeline.scenarios import ScenarioSpec, generate_scenario
-
-T0 = datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)
-BTC = "BTCUSDT"
-
-
-def at(seconds: float) -> datetime:
-    return T0 + timedelta(seconds=seconds)
+from tests.detectors.conftest import (
+    BTC, Book, assert_episodes_found, assert_no_findings, at, detect_generated, order_book_day,
+)
+from tests.detectors.conftest import background as background_orders
 
 
-class Book:
-    """Order events and trades written row by row: place / cancel / fill (a trade against a resting order)."""
-
-    def __init__(self):
-        self.orders, self.trades = [], []
-
-    def place(self, s, oid, user, side, price, qty):
-        self.orders.append({"order_id": oid, "timestamp": at(s), "user_id": user, "symbol": BTC, "side": side,
-                            "price": price, "quantity": qty, "event": "new", "order_type": "limit",
-                            "market_type": "spot"})
-
-    def cancel(self, s, oid):
-        new = next(o for o in self.orders if o["order_id"] == oid and o["event"] == "new")
-        self.orders.append({**new, "timestamp": at(s), "event": "cancel"})
-
-    def fill(self, s, oid, taker, qty):
-        maker = next(o for o in self.orders if o["order_id"] == oid and o["event"] == "new")
-        buy = maker["side"] == "sell"
-        tid = f"t{len(self.trades)}"
-        self.trades.append({
-            "trade_id": tid, "timestamp": at(s), "symbol": BTC, "side": "buy" if buy else "sell",
-            "price": maker["price"], "quantity": qty,
-            "buyer_id": taker if buy else maker["user_id"], "seller_id": maker["user_id"] if buy else taker,
-            "buyer_order_id": f"x{tid}" if buy else oid, "seller_order_id": oid if buy else f"x{tid}",
-            "market_type": "spot", "quote_quantity": maker["price"] * qty, "fee": 0.0})
-
-    def inputs(self) -> DetectionInputs:
-        return DetectionInputs(trades=pl.DataFrame(self.trades, schema=TRADE_SCHEMA),
-                               orders=pl.DataFrame(self.orders, schema=ORDER_SCHEMA))
-
-
-def background(book: Book, seconds: float = 600.0) -> None:
-    for i in range(60):
-        book.place(i * seconds / 60, f"bg{i}", f"r{i % 3}", "buy" if i % 2 else "sell", 98.0 + (i % 2) * 4.0, 1.0)
+def background() -> Book:
+    """A book with resting size-1 orders of other accounts, sells at 98 and buys at 102."""
+    return background_orders(Book(), sell_price=98.0, buy_price=102.0)
 
 
 def layer_cycle(book: Book, start: float, k: int, levels: int = 4, cancel_gap: float = 0.01,
@@ -74,8 +37,7 @@ def layer_cycle(book: Book, start: float, k: int, levels: int = 4, cancel_gap: f
 
 
 def test_stacked_levels_pulled_after_an_opposite_fill_fire_once_per_episode():
-    book = Book()
-    background(book)
+    book = background()
     layer_cycle(book, 0.0, 0)
     layer_cycle(book, 60.0, 1, side="sell")
     findings = detect_layering(book.inputs(), LayeringSettings())
@@ -101,8 +63,7 @@ def test_stacked_levels_pulled_after_an_opposite_fill_fire_once_per_episode():
 def test_market_maker_ladders_on_both_sides_are_not_layering():
     """Three levels a side, size 3, all six pulled 50 ms after each fill and requoted: stacks, fills, cancels
     together, but the ladder on the filled side is as deep as the other one."""
-    book = Book()
-    background(book)
+    book = background()
     for k in range(20):
         t = 20.0 * k
         for level in range(3):
@@ -125,8 +86,7 @@ def test_market_maker_ladders_on_both_sides_are_not_layering():
     ({"fill": False}, "no execution on the other side"),
 ])
 def test_stacks_without_the_full_sequence_do_not_fire(change, reason):
-    book = Book()
-    background(book)
+    book = background()
     layer_cycle(book, 0.0, 0, **change)
     layer_cycle(book, 60.0, 1, **change)
     assert detect_layering(book.inputs(), LayeringSettings()).is_empty(), reason
@@ -134,8 +94,7 @@ def test_stacks_without_the_full_sequence_do_not_fire(change, reason):
 
 def test_fleeting_orders_around_a_coincident_fill_are_not_layers():
     """Small orders that appear 5 ms before a fill of the same account (a quote stuffer's) cannot have induced it."""
-    book = Book()
-    background(book)
+    book = background()
     book.place(0.0, "G", "q", "sell", 100.1, 1.0)
     for level in range(3):
         book.place(9.995, f"f{level}", "q", "buy", 99.5 - 0.1 * level, 3.0)
@@ -147,8 +106,7 @@ def test_fleeting_orders_around_a_coincident_fill_are_not_layers():
 
 
 def test_without_order_events_or_when_disabled_it_stands_aside():
-    book = Book()
-    background(book)
+    book = background()
     layer_cycle(book, 0.0, 0)
     inputs = book.inputs()
     assert detect_layering(DetectionInputs(trades=inputs.trades), LayeringSettings()).is_empty()
@@ -156,30 +114,11 @@ def test_without_order_events_or_when_disabled_it_stands_aside():
 
 
 # --- a generated day ----------------------------------------------------------------------------------------
-SLACK = timedelta(minutes=5)
-SPOOF_FAMILY = (Pattern.SPOOFING.value, Pattern.LAYERING.value)
-
-
-def matches(finding: dict, label: dict) -> bool:
-    return (finding["symbol"] == label["symbol"]
-            and finding["window_start"] <= label["end"] + SLACK and finding["window_end"] >= label["start"] - SLACK
-            and bool(set(finding["user_ids"]) & set(label["user_ids"].split(";"))))
-
-
 @pytest.mark.parametrize("seed", [3, 7])
 def test_generated_day_layering_episodes_are_found(seed):
-    scenario = generate_scenario(ScenarioSpec(days=1, seed=seed, accounts=60, trades_per_day=2_000))
-    findings = detect_layering(DetectionInputs(trades=scenario.trades, orders=scenario.orders),
-                               LayeringSettings()).to_dicts()
-    labels = scenario.labels.filter(pl.col("pattern") == Pattern.LAYERING.value).to_dicts()
-    family = scenario.labels.filter(pl.col("pattern").is_in(SPOOF_FAMILY)).to_dicts()
-    assert labels
-    assert all(any(matches(f, lab) for f in findings) for lab in labels)  # recall 1
-    assert all(any(matches(f, lab) for lab in family) for f in findings)  # every finding is an episode
-    assert len(findings) <= 1.5 * len(labels)
+    findings, labels = detect_generated(detect_layering, LayeringSettings(), order_book_day(seed))
+    assert_episodes_found(findings, labels, Pattern.LAYERING)
 
 
 def test_clean_generated_day_gives_no_layering():
-    scenario = generate_scenario(ScenarioSpec(days=1, seed=4, accounts=60, trades_per_day=2_000, clean=True))
-    inputs = DetectionInputs(trades=scenario.trades, orders=scenario.orders)
-    assert detect_layering(inputs, LayeringSettings()).is_empty()
+    assert_no_findings(*detect_generated(detect_layering, LayeringSettings(), order_book_day(4, clean=True)))

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -13,11 +13,11 @@ from surveillance_pipeline.contract import TRADE_SCHEMA, Pattern
 from surveillance_pipeline.detectors.base import FINDING_SCHEMA, DetectionInputs, Finding
 from surveillance_pipeline.detectors.pump import PumpAndDumpSettings, detect_pump_and_dump
 from surveillance_pipeline.ingest.importer import ImportOptions, iter_validated, make_context, prepare_source
-from surveillance_pipeline.scenarios import ScenarioSpec, generate_scenario
+from surveillance_pipeline.scenarios import ScenarioSpec
+from tests.detectors.conftest import (
+    DAY, MIDNIGHT, assert_episodes_found, assert_no_findings, complete_trades, detect_daily, detect_generated,
+)
 
-UTC = timezone.utc
-DAY = date(2026, 3, 2)
-MIDNIGHT = datetime(2026, 3, 2, tzinfo=UTC)
 PUMP_AT = MIDNIGHT + timedelta(hours=14)
 P0 = 1.0e-5
 SYMBOL = "PMPBTC"
@@ -36,11 +36,7 @@ def frame(seconds, side, price, qty=None, buyer=None, seller=None, start: dateti
         "buyer_id": pl.Series(buyer, dtype=pl.String) if buyer is not None else pl.Series([None] * n, dtype=pl.String),
         "seller_id": pl.Series(seller, dtype=pl.String) if seller is not None else pl.Series([None] * n, dtype=pl.String),
     }
-    out = pl.DataFrame(data).with_columns(
-        pl.lit(None, pl.String).alias("buyer_order_id"), pl.lit(None, pl.String).alias("seller_order_id"),
-        pl.lit("spot").alias("market_type"), (pl.col("price") * pl.col("quantity")).alias("quote_quantity"),
-        pl.lit(None, pl.Float64).alias("fee"), pl.lit("").alias("trade_id"))
-    return out.select(list(TRADE_SCHEMA)).cast(TRADE_SCHEMA)
+    return complete_trades(pl.DataFrame(data))
 
 
 def with_ids(trades: pl.DataFrame) -> pl.DataFrame:
@@ -212,32 +208,18 @@ def test_settings_are_documented_bounded_and_strict():
     assert detect(pl.DataFrame(schema=TRADE_SCHEMA)).is_empty()
 
 
-def _scenario_findings(spec: ScenarioSpec) -> tuple[pl.DataFrame, pl.DataFrame]:
-    scenario = generate_scenario(spec)
-    trades, found = scenario.trades, []
-    for day in trades["timestamp"].dt.date().unique().sort():
-        start = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
-        today = trades.filter(pl.col("timestamp").is_between(start, start + timedelta(days=1), closed="left"))
-        found.append(detect_pump_and_dump(DetectionInputs(
-            trades=today, history=trades.filter(pl.col("timestamp") < start), day=day), PumpAndDumpSettings()))
-    return scenario.labels, pl.concat(found)
-
-
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_generated_pumps_are_found_and_nothing_else(seed):
-    labels, found = _scenario_findings(ScenarioSpec(days=2, seed=seed))
-    pumps = labels.filter(pl.col("pattern") == Pattern.PUMP_AND_DUMP.value)
-    assert pumps.height >= 1
-    for label in pumps.iter_rows(named=True):
-        hits = found.filter((pl.col("symbol") == label["symbol"]) & (pl.col("window_start") <= label["end"])
-                            & (pl.col("window_end") >= label["start"]))
-        assert hits.height == 1, label
-    assert found.height == pumps.height  # no false alert: rallies, excessive traders, wash trades stay quiet
+    """Each pump found by exactly one finding overlapping its window, and no false alert: rallies, excessive
+    traders, wash trades stay quiet."""
+    found, labels = detect_generated(detect_pump_and_dump, PumpAndDumpSettings(), ScenarioSpec(days=2, seed=seed),
+                                     daily=True, history=True)
+    assert_episodes_found(found, labels, Pattern.PUMP_AND_DUMP, each_once=True, slack_minutes=0.0)
 
 
 def test_a_clean_generated_market_raises_no_pump():
-    _, found = _scenario_findings(ScenarioSpec(days=2, seed=4, clean=True))
-    assert found.is_empty()
+    assert_no_findings(*detect_generated(detect_pump_and_dump, PumpAndDumpSettings(),
+                                         ScenarioSpec(days=2, seed=4, clean=True), daily=True, history=True))
 
 
 @pytest.mark.slow
@@ -250,13 +232,7 @@ def test_a_real_binance_pump_tape_day_by_day():
     prepared = prepare_source(path, ImportOptions())
     ctx = make_context(prepared.generate_trade_ids, datetime(2009, 1, 3, tzinfo=UTC), 86_400)
     tape = pl.concat([accepted.drop("__line") for _, accepted, _ in iter_validated(prepared, ctx, 100_000)])
-    found = []
-    for day in tape["timestamp"].dt.date().unique().sort():
-        start = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
-        found.append(detect_pump_and_dump(DetectionInputs(
-            trades=tape.filter(pl.col("timestamp").is_between(start, start + timedelta(days=1), closed="left")),
-            history=tape.filter(pl.col("timestamp") < start), day=day), PumpAndDumpSettings()))
-    found = pl.concat(found)
+    found = detect_daily(detect_pump_and_dump, PumpAndDumpSettings(), tape, history=True)
     pump_time, slack = datetime(2021, 1, 8, 21, tzinfo=UTC), timedelta(minutes=30)
     hits = found.filter((pl.col("window_start") - slack <= pump_time) & (pl.col("window_end") + slack >= pump_time))
     assert hits.height == 1 and found.height <= 2

@@ -1,6 +1,5 @@
 """Quote stuffing on hand-made message streams, its legitimate look-alikes, and a generated day."""
 import json
-from datetime import datetime, timedelta, timezone
 
 import polars as pl
 import pytest
@@ -8,14 +7,9 @@ import pytest
 from surveillance_pipeline.contract import ORDER_SCHEMA, TRADE_SCHEMA, Pattern
 from surveillance_pipeline.detectors.base import FINDING_SCHEMA, DetectionInputs
 from surveillance_pipeline.detectors.quote_stuffing import QuoteStuffingSettings, detect_quote_stuffing
-from surveillance_pipeline.scenarios import ScenarioSpec, generate_scenario
-
-T0 = datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)
-BTC = "BTCUSDT"
-
-
-def at(seconds: float) -> datetime:
-    return T0 + timedelta(seconds=seconds)
+from tests.detectors.conftest import (
+    BTC, assert_episodes_found, assert_no_findings, at, detect_generated, order_book_day,
+)
 
 
 def event(s: float, oid: str, user: str, side: str, price: float, kind: str) -> dict:
@@ -108,28 +102,11 @@ def test_without_order_events_or_when_disabled_it_stands_aside():
 
 
 # --- a generated day ----------------------------------------------------------------------------------------
-SLACK = timedelta(minutes=5)
-
-
-def matches(finding: dict, label: dict) -> bool:
-    return (finding["symbol"] == label["symbol"]
-            and finding["window_start"] <= label["end"] + SLACK and finding["window_end"] >= label["start"] - SLACK
-            and bool(set(finding["user_ids"]) & set(label["user_ids"].split(";"))))
-
-
 @pytest.mark.parametrize("seed", [3, 7])
 def test_generated_day_quote_stuffing_episodes_are_found(seed):
-    scenario = generate_scenario(ScenarioSpec(days=1, seed=seed, accounts=60, trades_per_day=2_000))
-    findings = detect_quote_stuffing(DetectionInputs(trades=scenario.trades, orders=scenario.orders),
-                                     QuoteStuffingSettings()).to_dicts()
-    labels = scenario.labels.filter(pl.col("pattern") == Pattern.QUOTE_STUFFING.value).to_dicts()
-    assert labels
-    assert all(any(matches(f, lab) for f in findings) for lab in labels)  # recall 1
-    assert all(any(matches(f, lab) for lab in labels) for f in findings)  # every finding is an episode
-    assert len(findings) <= 1.5 * len(labels)
+    findings, labels = detect_generated(detect_quote_stuffing, QuoteStuffingSettings(), order_book_day(seed))
+    assert_episodes_found(findings, labels, Pattern.QUOTE_STUFFING)
 
 
 def test_clean_generated_day_gives_no_quote_stuffing():
-    scenario = generate_scenario(ScenarioSpec(days=1, seed=4, accounts=60, trades_per_day=2_000, clean=True))
-    inputs_ = DetectionInputs(trades=scenario.trades, orders=scenario.orders)
-    assert detect_quote_stuffing(inputs_, QuoteStuffingSettings()).is_empty()
+    assert_no_findings(*detect_generated(detect_quote_stuffing, QuoteStuffingSettings(), order_book_day(4, clean=True)))

@@ -5,61 +5,16 @@ trades size 1 for real (its normal size) and rests size-10 orders it cancels rig
 other side.
 """
 import json
-from datetime import datetime, timedelta, timezone
 
 import polars as pl
 import pytest
 
-from surveillance_pipeline.contract import ORDER_SCHEMA, TRADE_SCHEMA, Pattern
+from surveillance_pipeline.contract import TRADE_SCHEMA, Pattern
 from surveillance_pipeline.detectors.base import FINDING_SCHEMA, DetectionInputs
 from surveillance_pipeline.detectors.spoofing import SpoofingSettings, detect_spoofing
-from surveillance_pipeline.scenarios import ScenarioSpec, generate_scenario
-
-T0 = datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)
-BTC = "BTCUSDT"
-
-
-def at(seconds: float) -> datetime:
-    return T0 + timedelta(seconds=seconds)
-
-
-class Book:
-    """Order events and trades written row by row: place / cancel / fill (a trade against a resting order)."""
-
-    def __init__(self):
-        self.orders, self.trades = [], []
-
-    def place(self, s, oid, user, side, price, qty, order_type="limit"):
-        self.orders.append({"order_id": oid, "timestamp": at(s), "user_id": user, "symbol": BTC, "side": side,
-                            "price": price, "quantity": qty, "event": "new", "order_type": order_type,
-                            "market_type": "spot"})
-
-    def cancel(self, s, oid):
-        new = next(o for o in self.orders if o["order_id"] == oid and o["event"] == "new")
-        self.orders.append({**new, "timestamp": at(s), "event": "cancel"})
-
-    def fill(self, s, oid, taker, qty):
-        """A taker of `taker` meets resting order `oid` (its owner is the maker)."""
-        maker = next(o for o in self.orders if o["order_id"] == oid and o["event"] == "new")
-        buy = maker["side"] == "sell"
-        tid = f"t{len(self.trades)}"
-        self.trades.append({
-            "trade_id": tid, "timestamp": at(s), "symbol": BTC, "side": "buy" if buy else "sell",
-            "price": maker["price"], "quantity": qty,
-            "buyer_id": taker if buy else maker["user_id"], "seller_id": maker["user_id"] if buy else taker,
-            "buyer_order_id": f"x{tid}" if buy else oid, "seller_order_id": oid if buy else f"x{tid}",
-            "market_type": "spot", "quote_quantity": maker["price"] * qty, "fee": 0.0})
-        return tid
-
-    def inputs(self) -> DetectionInputs:
-        return DetectionInputs(trades=pl.DataFrame(self.trades, schema=TRADE_SCHEMA),
-                               orders=pl.DataFrame(self.orders, schema=ORDER_SCHEMA))
-
-
-def background(book: Book, seconds: float = 600.0) -> None:
-    """Resting orders of size 1 from other accounts: the book's median resting order is 1."""
-    for i in range(60):
-        book.place(i * seconds / 60, f"bg{i}", f"r{i % 3}", "buy" if i % 2 else "sell", 99.0 + (i % 2) * 2.0, 1.0)
+from tests.detectors.conftest import (
+    BTC, Book, assert_episodes_found, assert_no_findings, at, background, detect_generated, order_book_day,
+)
 
 
 def spoof_cycle(book: Book, start: float, k: int, fake_side: str = "buy", fake_qty: float = 10.0,
@@ -73,11 +28,16 @@ def spoof_cycle(book: Book, start: float, k: int, fake_side: str = "buy", fake_q
     book.cancel(start + 2.0 + cancel_after_fill, f"L{user}{k}")
 
 
+def spoofed_book(cycles: int = 3, **change) -> Book:
+    """The background book with `cycles` spoof cycles of `s` a minute apart (spoof_cycle's `change`s)."""
+    book = background(Book())
+    for k in range(cycles):
+        spoof_cycle(book, 60.0 * k, k, **change)
+    return book
+
+
 def test_repeated_large_orders_pulled_after_opposite_fills_fire_once():
-    book = Book()
-    background(book)
-    for k in range(3):
-        spoof_cycle(book, 60.0 * k, k)
+    book = spoofed_book()
     findings = detect_spoofing(book.inputs(), SpoofingSettings())
     assert findings.schema == FINDING_SCHEMA
     assert findings.height == 1
@@ -98,10 +58,7 @@ def test_repeated_large_orders_pulled_after_opposite_fills_fire_once():
 
 
 def test_cancel_shortly_before_the_opposite_fill_counts_too():
-    book = Book()
-    background(book)
-    for k in range(2):
-        spoof_cycle(book, 60.0 * k, k, cancel_after_fill=-0.4)  # pulled 400 ms before its genuine order fills
+    book = spoofed_book(2, cancel_after_fill=-0.4)  # pulled 400 ms before its genuine order fills
     findings = detect_spoofing(book.inputs(), SpoofingSettings())
     assert findings.height == 1
     assert json.loads(findings["metrics"][0])["median_cancel_after_fill_ms"] == pytest.approx(-400.0)
@@ -109,8 +66,7 @@ def test_cancel_shortly_before_the_opposite_fill_counts_too():
 
 
 def test_cycles_far_apart_are_separate_episodes_and_lone_cycles_do_not_fire():
-    book = Book()
-    background(book, seconds=4_000.0)
+    book = background(Book(), seconds=4_000.0)
     for k, start in enumerate((0.0, 60.0, 3_000.0)):  # two close cycles, then one an hour later
         spoof_cycle(book, start, k)
     findings = detect_spoofing(book.inputs(), SpoofingSettings())
@@ -122,8 +78,7 @@ def test_cycles_far_apart_are_separate_episodes_and_lone_cycles_do_not_fire():
 def test_market_maker_requoting_both_sides_after_fills_is_not_spoofing():
     """Quotes of size 5 (5x the book's median) on both sides, both replaced 50 ms after every fill: >90 %
     cancelled, but sizes normal for the maker and nothing one-sided."""
-    book = Book()
-    background(book)
+    book = background(Book())
     for k in range(20):
         t = 20.0 * k
         book.place(t, f"mb{k}", "m", "buy", 99.9, 5.0)
@@ -140,8 +95,7 @@ def test_market_maker_requoting_both_sides_after_fills_is_not_spoofing():
 
 def test_two_sided_large_quotes_are_not_one_sided_pressure():
     """The spoofer's pattern, but with an equally large order resting on the filled side too."""
-    book = Book()
-    background(book)
+    book = background(Book())
     for k in range(3):
         book.place(60.0 * k, f"H{k}", "s", "sell", 101.0, 10.0)
         spoof_cycle(book, 60.0 * k, k)
@@ -151,8 +105,7 @@ def test_two_sided_large_quotes_are_not_one_sided_pressure():
 
 
 def test_one_large_order_cancelled_once_after_the_market_moved_does_not_fire():
-    book = Book()
-    background(book)
+    book = background(Book())
     for k in range(3):  # the account's ordinary trading: size 1
         book.place(100.0 * k, f"n{k}", "h", "sell", 100.2, 1.0)
         book.fill(100.0 * k + 5.0, f"n{k}", "x", 1.0)
@@ -168,16 +121,12 @@ def test_one_large_order_cancelled_once_after_the_market_moved_does_not_fire():
     ({"cancel_after_fill": 10.0}, "cancelled long after the fill"),
 ])
 def test_orders_that_are_not_large_or_not_pulled_quickly_do_not_fire(change, reason):
-    book = Book()
-    background(book)
-    for k in range(3):
-        spoof_cycle(book, 60.0 * k, k, **change)
+    book = spoofed_book(**change)
     assert detect_spoofing(book.inputs(), SpoofingSettings()).is_empty(), reason
 
 
 def test_a_stack_of_levels_is_left_to_the_layering_detector():
-    book = Book()
-    background(book)
+    book = background(Book())
     for k in range(3):
         for level in range(3):
             book.place(60.0 * k, f"S{k}{level}", "s", "buy", 99.5 - level * 0.1, 10.0)
@@ -190,10 +139,7 @@ def test_a_stack_of_levels_is_left_to_the_layering_detector():
 
 
 def test_without_order_events_or_when_disabled_it_stands_aside():
-    book = Book()
-    background(book)
-    for k in range(3):
-        spoof_cycle(book, 60.0 * k, k)
+    book = spoofed_book()
     inputs = book.inputs()
     assert detect_spoofing(DetectionInputs(trades=inputs.trades), SpoofingSettings()).is_empty()
     assert detect_spoofing(inputs, SpoofingSettings(enabled=False)).is_empty()
@@ -202,30 +148,11 @@ def test_without_order_events_or_when_disabled_it_stands_aside():
 
 
 # --- a generated day ----------------------------------------------------------------------------------------
-SLACK = timedelta(minutes=5)
-SPOOF_FAMILY = (Pattern.SPOOFING.value, Pattern.LAYERING.value)
-
-
-def matches(finding: dict, label: dict) -> bool:
-    return (finding["symbol"] == label["symbol"]
-            and finding["window_start"] <= label["end"] + SLACK and finding["window_end"] >= label["start"] - SLACK
-            and bool(set(finding["user_ids"]) & set(label["user_ids"].split(";"))))
-
-
 @pytest.mark.parametrize("seed", [3, 7])
 def test_generated_day_spoofing_episodes_are_found(seed):
-    scenario = generate_scenario(ScenarioSpec(days=1, seed=seed, accounts=60, trades_per_day=2_000))
-    findings = detect_spoofing(DetectionInputs(trades=scenario.trades, orders=scenario.orders),
-                               SpoofingSettings()).to_dicts()
-    labels = scenario.labels.filter(pl.col("pattern") == Pattern.SPOOFING.value).to_dicts()
-    family = scenario.labels.filter(pl.col("pattern").is_in(SPOOF_FAMILY)).to_dicts()
-    assert labels
-    assert all(any(matches(f, lab) for f in findings) for lab in labels)  # recall 1
-    assert all(any(matches(f, lab) for lab in family) for f in findings)  # every finding is an episode
-    assert len(findings) <= 1.5 * len(labels)
+    findings, labels = detect_generated(detect_spoofing, SpoofingSettings(), order_book_day(seed))
+    assert_episodes_found(findings, labels, Pattern.SPOOFING)
 
 
 def test_clean_generated_day_gives_no_spoofing():
-    scenario = generate_scenario(ScenarioSpec(days=1, seed=4, accounts=60, trades_per_day=2_000, clean=True))
-    inputs = DetectionInputs(trades=scenario.trades, orders=scenario.orders)
-    assert detect_spoofing(inputs, SpoofingSettings()).is_empty()
+    assert_no_findings(*detect_generated(detect_spoofing, SpoofingSettings(), order_book_day(4, clean=True)))
