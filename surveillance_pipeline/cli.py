@@ -201,6 +201,44 @@ def demo(
 
 
 @app.command()
+def detect(
+    trades: Annotated[list[Path], typer.Option("--trades", help="trade file (repeatable)")],
+    orders: Annotated[list[Path] | None, typer.Option("--orders", help="order-event file (repeatable)")] = None,
+    preset: PresetOption = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="folder for alerts.csv and alerts.json")] = Path("alerts"),
+    first_day: Annotated[str | None, typer.Option("--from", help="first UTC day (YYYY-MM-DD)")] = None,
+    last_day: Annotated[str | None, typer.Option("--to", help="last UTC day (YYYY-MM-DD)")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Run the rule detectors on trade (and order) files, day by day; write alerts.csv and alerts.json."""
+    from surveillance_pipeline.detectors.alerts import write_alerts
+    from surveillance_pipeline.detectors.files import detect_files
+
+    settings = _settings(config)
+    if preset and preset not in PRESETS:
+        err.print(f"[red]unknown preset {preset!r}; known presets: {', '.join(sorted(PRESETS))}[/red]")
+        raise typer.Exit(2)
+    try:
+        days = [date.fromisoformat(d) if d else None for d in (first_day, last_day)]
+    except ValueError as exc:
+        err.print(f"[red]--from / --to: {escape(str(exc))} (expected YYYY-MM-DD)[/red]")
+        raise typer.Exit(2) from None
+    try:
+        result = detect_files(trades, orders or [], settings, preset, *days)
+    except InputFileError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(1) from None
+    for path, rows in result.rows.items():
+        rejected = result.rejected.get(path, 0)
+        out.print(f"{path}: {rows:,} valid rows" + (f", {rejected:,} rejected (see `surveillance validate`)"
+                                                     if rejected else ""))
+    csv_path, json_path = write_alerts(result.alerts, out_dir)
+    counts = dict(result.alerts.group_by("pattern").len().sort("pattern").iter_rows()) if result.alerts.height else {}
+    out.print(f"{len(result.days)} day(s), detectors {', '.join(result.ran) or 'none'}: "
+              f"{result.alerts.height} alerts {counts} -> {csv_path}, {json_path}")
+
+
+@app.command()
 def evaluate(
     alerts_file: Annotated[Path, typer.Option("--alerts", help="alerts.csv or alerts.json (the alert contract)")],
     labels_file: Annotated[Path | None, typer.Option("--labels", help="labels.csv of the scenario")] = None,

@@ -151,3 +151,28 @@ def test_evaluate_clean_mode_and_bad_input(tmp_path):
     assert bad.exit_code == 1 and isinstance(bad.exception, SystemExit)
     assert f"{alerts}:2: window_end: expected an ISO-8601 UTC timestamp, got 'soon'" in bad.stderr
     assert "Traceback" not in bad.output
+
+
+def test_detect_writes_alerts_that_evaluate_scores(tmp_path):
+    scenario = tmp_path / "s"
+    assert runner.invoke(app, ["generate", "--out", str(scenario), "--seed", "6", "--trades-per-day", "3000",
+                               "--accounts", "80"]).exit_code == 0
+    result = runner.invoke(app, ["detect", "--trades", str(scenario / "trades.csv"), "--orders",
+                                 str(scenario / "orders.csv"), "--out", str(tmp_path / "alerts")])
+    assert result.exit_code == 0, result.output
+    assert "1 day(s)" in result.stdout and "wash_trading" in result.stdout
+    rows = json.loads((tmp_path / "alerts" / "alerts.json").read_text())
+    labels = pl.read_csv(scenario / "labels.csv")
+    assert len(rows) >= labels.height and all(r["explanation"] and r["evidence"] for r in rows)
+    scored = runner.invoke(app, ["evaluate", "--alerts", str(tmp_path / "alerts" / "alerts.csv"), "--labels",
+                                 str(scenario / "labels.csv")])
+    assert scored.exit_code == 0
+    assert json.loads((tmp_path / "alerts" / "evaluation.json").read_text())["macro"]["recall"] == 1.0
+    # a day outside --from/--to: no alerts; an unreadable file: exit 1 with the reason
+    none = runner.invoke(app, ["detect", "--trades", str(scenario / "trades.csv"), "--from", "2030-01-01",
+                               "--out", str(tmp_path / "none")])
+    assert none.exit_code == 0 and "0 day(s)" in none.stdout
+    (tmp_path / "broken.csv").write_text("nothing,useful\n1,2\n")
+    broken = runner.invoke(app, ["detect", "--trades", str(tmp_path / "broken.csv"), "--out", str(tmp_path / "b")])
+    assert broken.exit_code == 1 and "broken.csv" in broken.stderr
+    assert runner.invoke(app, ["detect", "--trades", "x.csv", "--from", "yesterday"]).exit_code == 2
