@@ -14,7 +14,7 @@ from surveillance_pipeline.scenarios.book_abuse import inject_layering, inject_q
 from surveillance_pipeline.scenarios.context import DayContext, EpisodeLabel, build_accounts
 from surveillance_pipeline.scenarios.excessive import inject_excessive_trading
 from surveillance_pipeline.scenarios.market import DAY_US, PricePath
-from surveillance_pipeline.scenarios.organic import plan_rallies, plan_round_trips
+from surveillance_pipeline.scenarios.organic import plan_frequent_counterparties, plan_rallies, plan_round_trips
 from surveillance_pipeline.scenarios.pump import inject_pump, plan_pump
 from surveillance_pipeline.scenarios.spec import Scenario, ScenarioSpec, profile_for
 from surveillance_pipeline.scenarios.tape import Tape
@@ -54,6 +54,7 @@ def generate_scenario(spec: ScenarioSpec) -> Scenario:
     for day, pump in zip(days, pumps):
         day.touches = touches
         plan_round_trips(day)
+        plan_frequent_counterparties(day)
         if pump is not None:
             inject_pump(day, pump)
             for inject, count in EPISODES_PER_DAY:

@@ -347,7 +347,6 @@ def test_timing_on_a_synthetic_million_trade_day(capsys):
     with capsys.disabled():
         print(f"\nmarket_features: 1,000,000 trades -> {frame.height:,} bars in {wall:.2f} s wall, {cpu:.2f} s CPU")
     assert frame.filter(pl.col("bar") == "1h")["trades"].sum() == tape.height
-    assert wall < 60
 
 
 def test_spread_of_a_symbol_with_orders_but_no_resting_order_is_null():
