@@ -1,6 +1,8 @@
 """Circular trading: rings of 3+ accounts passing the same quantity round, on hand-made tapes."""
 from __future__ import annotations
 
+import random
+
 import polars as pl
 import pytest
 
@@ -72,6 +74,58 @@ def test_four_and_five_account_rings_with_fees_taken_on_the_way():
     assert detect(tape(five), max_ring_size=4).height == 0  # a ring larger than searched for
 
 
+def test_six_account_ring_fires():
+    rows = ring(["p", "q", "r", "s", "u", "v"], laps=2, qty=3.0, fee=0.001, hop_s=50)
+    [finding] = detect(tape(rows)).to_dicts()
+    m = metrics(finding)
+    assert finding["user_ids"] == ["p", "q", "r", "s", "u", "v"]
+    assert m["ring_size"] == 6 and m["laps"] == pytest.approx(2.0) and m["trades"] == 12
+    assert "6 accounts passed ETHUSDT round the ring p -> q -> r -> s -> u -> v -> p" in finding["explanation"]
+    assert detect(tape(rows), max_ring_size=5).height == 0
+
+
+def in_pieces(rows: list[tuple], hops: set[int], shares: tuple[float, ...] = (0.6, 0.4),
+              every_s: float = 3.0) -> list[tuple]:
+    """The hops at positions `hops` of every lap (rows in lap order) passed on in pieces `every_s` apart."""
+    ring_size = len({seller for _, _, _, seller, _ in rows})
+    out = []
+    for i, (t, p, q, seller, buyer) in enumerate(rows):
+        if i % ring_size in hops:
+            out += [(t + every_s * k, p, q * share, seller, buyer) for k, share in enumerate(shares)]
+        else:
+            out.append((t, p, q, seller, buyer))
+    return out
+
+
+def test_a_hop_passed_on_in_pieces_still_closes_the_ring():
+    rows = in_pieces(ring(["a", "b", "c", "d"], laps=2, qty=2.0), hops={1})  # b hands c 1.2 then 0.8 every lap
+    [finding] = detect(tape(rows)).to_dicts()
+    m = metrics(finding)
+    assert m["ring_size"] == 4 and m["laps"] == pytest.approx(2.0)
+    assert m["trades"] == 10 and len(finding["evidence"]) == 10  # every piece is evidence
+    assert m["qty_min"] == pytest.approx(2.0) and m["volume"] == pytest.approx(16.0)
+    assert m["ring_flow_share"] == pytest.approx(1.0)
+    assert detect(tape(rows), hop_piece_gap_s=1.0).height == 0  # pieces not joined: no hop of the size
+
+
+def test_every_hop_in_pieces_and_a_fast_ring_are_counted_once():
+    pieces = in_pieces(ring(["a", "b", "c"], laps=3, qty=1.0), hops={0, 1, 2}, shares=(0.5, 0.3, 0.2), every_s=2.0)
+    [finding] = detect(tape(pieces)).to_dicts()
+    assert metrics(finding)["laps"] == pytest.approx(3.0)
+    # laps closer together than the piece gap: a -> b trades of successive laps are not one hop in pieces
+    fast = ring(["a", "b", "c"], laps=3, qty=1.0, hop_s=5, pause_s=5)
+    [finding] = detect(tape(fast)).to_dicts()
+    assert metrics(finding)["laps"] == pytest.approx(3.0) and metrics(finding)["trades"] == 9
+
+
+def test_laps_far_apart_and_reversing_direction_are_one_ring():
+    rows = ring(["a", "b", "c"], laps=1) + ring(["a", "c", "b"], laps=1, start=1_500) \
+        + ring(["a", "b", "c"], laps=1, start=3_000)  # 25 min between laps, the second the other way round
+    [finding] = detect(tape(rows)).to_dicts()
+    assert metrics(finding)["laps"] == pytest.approx(3.0)
+    assert detect(tape(rows), episode_gap_s=900).height == 0  # cut into single laps
+
+
 def test_one_lap_is_not_enough_by_default():
     rows = ring(["a", "b", "c"], laps=1)
     assert detect(tape(rows)).height == 0
@@ -86,9 +140,9 @@ def test_chance_chain_at_different_sizes_far_apart_is_not_a_ring():
     # the same sizes, but each hop waits an hour: nobody passes a position on that slowly to carry no risk
     slow = ring(["a", "b", "c"], laps=2, hop_s=3_600)
     assert detect(tape(slow)).height == 0
-    hesitant = ring(["a", "b", "c"], laps=2, hop_s=400)  # a lap in 800 s, but 400 s before each hand-on
+    hesitant = ring(["a", "b", "c"], laps=2, hop_s=900)  # a lap in 45 min, but 15 min before each hand-on
     assert detect(tape(hesitant)).height == 0
-    assert detect(tape(hesitant), max_hop_gap_s=500).height == 1
+    assert detect(tape(hesitant), max_hop_gap_s=1_000).height == 1
 
 
 def test_hops_must_follow_each_other_in_cycle_order():
@@ -113,6 +167,19 @@ def test_busy_accounts_meeting_both_ways_in_many_sizes_are_not_a_ring():
     assert metrics(finding)["ring_flow_share"] < 0.3
 
 
+def test_a_small_market_of_accounts_trading_each_other_at_random_in_round_sizes_is_not_a_ring():
+    # 12 accounts trading each other every 3 s for two hours in four round sizes: chains of one size closing
+    # back on their origin twice in a row happen by chance, but among accounts that trade with each other all
+    # the time, so the laps are a small part of the members' mutual trading around them
+    rng = random.Random(3)
+    accounts = [f"a{i}" for i in range(12)]
+    rows = [(3.0 * i, 3_000.0 + rng.randint(-5, 5), rng.choice([0.1, 0.5, 1.0, 2.0]), *rng.sample(accounts, 2))
+            for i in range(2_400)]
+    assert detect(tape(rows)).height == 0
+    chance = detect(tape(rows), min_ring_flow_share=0.0)
+    assert chance.height > 0 and all(metrics(f)["ring_flow_share"] < 0.3 for f in chance.to_dicts())
+
+
 def test_quantity_and_price_tolerances():
     drifting = ring(["a", "b", "c"], laps=2, fee=0.02)  # 2 % less at every hop: 4 % off by the third
     assert detect(tape(drifting)).height == 0
@@ -120,6 +187,9 @@ def test_quantity_and_price_tolerances():
     far = [(t, p * (1 + 0.004 * (i % 3)), q, s, b) for i, (t, p, q, s, b) in enumerate(ring(["a", "b", "c"], 2))]
     assert detect(tape(far)).height == 0  # 80 bps apart within a lap
     assert detect(tape(far), price_tolerance_bps=100).height == 1
+    band = [(t, p * (1 + 0.003 * (i % 2)), q, s, b) for i, (t, p, q, s, b) in enumerate(ring(["a", "b", "c"], 2))]
+    assert detect(tape(band)).height == 1  # 30 bps apart: the market of a lap's minutes
+    assert detect(tape(band), price_tolerance_bps=25).height == 0
 
 
 def test_rings_are_per_symbol():

@@ -1,10 +1,13 @@
 """Wash trading: self-trade episodes and pairs handing the same quantity back and forth, on hand-made tapes."""
 from __future__ import annotations
 
+import random
+
 import polars as pl
 import pytest
 
 from surveillance_pipeline.contract import Pattern
+from surveillance_pipeline.detectors import wash
 from surveillance_pipeline.detectors.base import FINDING_SCHEMA, DetectionInputs
 from surveillance_pipeline.detectors.wash import (
     WashTradingSettings,
@@ -48,12 +51,13 @@ def test_pair_trading_back_and_forth_is_one_finding():
     assert finding["window_start"] == at(0) and finding["window_end"] == at(420)
     assert len(finding["evidence"]) == 8 and all(e.startswith("trade:") for e in finding["evidence"])
     m = metrics(finding)
-    assert m["trades"] == 8 and m["reversals"] == 7
+    assert m["trades"] == 8 and m["round_trips"] == 4
     assert m["gross"] == pytest.approx(3.2) and m["net"] == pytest.approx(0.0)
-    assert m["returned_share"] == pytest.approx(1.0)
+    assert m["returned_share"] == pytest.approx(1.0) and m["mean_gap_bps"] == pytest.approx(0.0)
+    assert m["mutual_share"] == pytest.approx(1.0)  # neither traded with anyone else
     assert m["price_range_bps"] == pytest.approx(0.1 / 60_000.05 * 10_000)
-    assert 0.8 < finding["score"] <= 1.0
-    assert "a1 and a7 traded BTCUSDT back and forth 8 times in 7.0 min" in finding["explanation"]
+    assert 0.75 < finding["score"] <= 1.0
+    assert "a1 and a7 traded BTCUSDT back and forth 8 times in 7.0 min: 4 round trips" in finding["explanation"]
     assert "net 0 (0.0%" in finding["explanation"]
 
 
@@ -64,9 +68,97 @@ def test_returning_in_pieces_and_changing_sizes_still_counts():
             (100, 100.0, 1.5, "b", "a"), (120, 100.0, 1.5, "a", "b")]
     [finding] = detect(tape(rows, "SOLUSDT")).to_dicts()
     m = metrics(finding)
-    # legs 1.0 | 0.5+0.5 | 2.0 | 2.0 | 1.5 | 1.5: three returns of the same size, every leg returned
-    assert m["trades"] == 7 and m["reversals"] == 3 and m["returned_share"] == pytest.approx(1.0)
+    # round trips 1.0 out, 0.5 + 0.5 back | 2.0 out, 2.0 back | 1.5 out, 1.5 back: every quantity returned
+    assert m["trades"] == 7 and m["round_trips"] == 3 and m["returned_share"] == pytest.approx(1.0)
     assert m["gross"] == pytest.approx(9.0) and m["net_share"] == pytest.approx(0.0)
+
+
+def rounds(a: str, b: str, sizes: list[float], first: str, start: float = 0.0, leg_s: float = 40.0,
+           round_s: float = 120.0, price: float = 100.0) -> list[tuple]:
+    """One round per size: the account named in `first` ("a"/"b", one letter a round) delivers the size to the
+    other, who hands it back `leg_s` later; prices one 0.01 tick apart from round to round."""
+    rows, t = [], start
+    for i, (size, who) in enumerate(zip(sizes, first, strict=True)):
+        giver, taker = (a, b) if who == "a" else (b, a)
+        p = price + 0.01 * (i % 3)
+        rows += [(t, p, size, taker, giver), (t + leg_s, p, size, giver, taker)]
+        t += leg_s + round_s
+    return rows
+
+
+def test_either_account_delivering_first_with_sizes_changing_from_round_to_round_fires():
+    # A->B, B->A, B->A, A->B, ...: merged into runs one way, no run returns the previous one's quantity, but the
+    # pair's mutual position comes back to flat after every round
+    rows = rounds("a", "b", [0.7, 1.3, 0.4, 2.1, 0.9, 1.6], first="abbaba")
+    [finding] = detect(tape(rows)).to_dicts()
+    m = metrics(finding)
+    assert finding["user_ids"] == ["a", "b"]
+    assert m["trades"] == 12 and m["round_trips"] == 6 and m["returned_share"] == pytest.approx(1.0)
+    assert m["net"] == pytest.approx(0.0) and m["largest_open"] == pytest.approx(2.1)
+    assert finding["score"] > 0.8
+
+
+def test_two_round_trips_fire_one_does_not():
+    assert detect(tape(rounds("a", "b", [1.0, 3.0], first="ba"))).height == 1
+    assert detect(tape(rounds("a", "b", [1.0], first="a"))).height == 0
+
+
+def test_returns_ten_minutes_and_more_apart_stay_one_episode():
+    # a slow pair: each quantity comes back after 12 min, the next round 15 min later
+    rows = rounds("a", "b", [5.0, 5.0, 5.0], first="aaa", leg_s=720, round_s=900)
+    [finding] = detect(tape(rows)).to_dicts()
+    assert metrics(finding)["round_trips"] == 3
+    assert (finding["window_start"], finding["window_end"]) == (at(0), at(3_960))
+    assert detect(tape(rows), episode_gap_s=600).height == 0  # cut at every leg: nothing comes back within a gap
+
+
+def test_quantities_coming_back_at_prices_apart_carry_risk():
+    rows = rounds("a", "b", [1.0] * 4, first="abab")
+    apart = [(t, p * (1 + 0.003 * (i % 2)), q, buyer, seller) for i, (t, p, q, buyer, seller) in enumerate(rows)]
+    assert detect(tape(apart)).height == 0  # every return 30 bps from its price out
+    assert metrics(detect(tape(apart), price_tolerance_bps=40).to_dicts()[0])["mean_gap_bps"] == \
+        pytest.approx(30, rel=0.01)
+
+
+def market_maker_day(seconds: float, every_s: float = 20.0) -> list[tuple]:
+    """A market maker `mm` trading with 40 other accounts both ways every `every_s`, varying sizes."""
+    return [(3 + every_s * i, 100.0 + 0.02 * (i % 7), 0.2 + 0.1 * (i % 9), *(("mm", f"r{i % 40}") if i % 3
+                                                                          else (f"r{i % 40}", "mm")))
+            for i in range(int(seconds / every_s))]
+
+
+def test_fixed_clip_taker_meeting_one_market_maker_is_not_wash():
+    # an algorithm takes liquidity in one 0.5 clip, buying or selling as its signal says; most of the time the
+    # market maker at the touch fills it. A stretch of its trades happens to alternate: 4 same-size trades with
+    # the maker within 10 min, two round trips at the touch
+    rng = random.Random(7)
+    algo = [(60.0 * i + 1, 100.0 + (0.01 if buy else 0.0), 0.5, *(("algo", "mm") if buy else ("mm", "algo")))
+            for i, buy in enumerate([True, False, True, False] + [rng.random() < 0.5 for _ in range(116)])]
+    others = [(60.0 * i + 31, 100.0, 0.5, *(("algo", f"s{i}") if i % 2 else (f"s{i}", "algo"))) for i in range(30)]
+    rows = sorted(algo + others + market_maker_day(7_200))
+    assert detect(tape(rows)).height == 0
+    # the maker's flow with everyone else is what keeps the short alternating stretch quiet ...
+    short = sorted(algo[:4] + market_maker_day(600))
+    assert detect(tape(short)).height == 0
+    [finding] = detect(tape(short), pair_min_mutual_share=0.0).to_dicts()
+    assert metrics(finding)["mutual_share"] < 0.2
+    # ... and over the whole session the pair's position wanders: few of its trades come back in round trips
+    [cluster] = wash._pair_clusters(with_ts(tape(rows)), WashTradingSettings()).filter(
+        pl.col("account_a") == "algo").to_dicts()
+    assert cluster["returned_share"] < 0.6
+    assert detect(tape(rows), pair_min_mutual_share=0.0).height == 0
+
+
+def with_ts(trades: pl.DataFrame) -> pl.DataFrame:
+    return trades.with_columns(pl.col("timestamp").dt.epoch("us").alias("ts_us"))
+
+
+def test_pair_trading_mostly_with_others_is_not_wash():
+    # two round trips between a and b, each of them trading ten times as much with the rest of the market
+    rows = rounds("a", "b", [1.0, 1.0], first="ab") + [
+        (10 * i, 100.0, 1.0, *(("a", f"x{i}") if i % 2 else (f"x{i}", "b"))) for i in range(40)]
+    assert detect(tape(sorted(rows))).height == 0
+    assert detect(tape(sorted(rows)), pair_min_mutual_share=0.0).height == 1
 
 
 def test_a_long_pause_splits_the_episodes():
