@@ -98,14 +98,67 @@ def test_the_daily_limits_per_symbol_and_overall():
     found = detect(background(), spread)
     assert found["user_ids"].to_list() == [["algo"]]
     assert "12,000 trades in the day, 1.2x the 10,000 per day limit" in found["explanation"][0]
-    # 8,000 + 7,000 + 6,000 in three symbols: each under the limits, together over the overall one
+    # 9,000 + 1,500 + 300 in three symbols (~450 an hour together): under every per-symbol limit and every rate,
+    # together over the overall day limit; reported on the symbols that carry a real share of it
     parts = [trades(np.sort(rng.uniform(0, 86_000, k)), "wide", "mm", symbol, seed)
-             for k, symbol, seed in ((8_000, "AAAUSDT", 6), (7_000, "BBBUSDT", 7), (6_000, "CCCUSDT", 8))]
+             for k, symbol, seed in ((9_000, "AAAUSDT", 6), (1_500, "BBBUSDT", 7), (300, "CCCUSDT", 8))]
     found = detect(background(), *parts)
-    assert found.height == 1  # once, on the busiest symbol
+    assert found["symbol"].sort().to_list() == ["AAAUSDT", "BBBUSDT"]  # CCC: 3 % of its trades
+    assert found["user_ids"].to_list() == [["wide"], ["wide"]]
+    for row in found.iter_rows(named=True):
+        assert "10,800 trades across 3 symbol(s) in the day, 1.1x the 10,000 per day limit" in row[Finding.EXPLANATION]
+        assert row[Finding.WINDOW_START] < MIDNIGHT + timedelta(hours=1)  # the day: no rate limit reached
+        assert json.loads(row[Finding.METRICS])["all_hour_ratio"] < 1
+
+
+def test_a_short_fast_session_is_flagged_by_its_rate():
+    """2,000 trades an hour for 15 minutes: 500 trades, never 600 in an hour, but 4 times the hourly limit's pace
+    over a quarter of an hour."""
+    rng = np.random.default_rng(11)
+    start = 9 * 3600
+    burst = trades(np.sort(rng.uniform(start, start + 900, 500)), "bot", "mm", seed=11)
+    found = detect(background(), burst)
+    assert found.height == 1 and found["user_ids"].to_list() == [["bot"]]
     row = found.row(0, named=True)
-    assert row[Finding.SYMBOL] == "AAAUSDT" and row[Finding.USER_IDS] == ["wide"]
-    assert "21,000 trades across 3 symbol(s)" in row[Finding.EXPLANATION]
+    assert MIDNIGHT + timedelta(seconds=start) <= row[Finding.WINDOW_START] < row[Finding.WINDOW_END]
+    assert row[Finding.WINDOW_END] <= MIDNIGHT + timedelta(seconds=start + 900)
+    assert "500 trades in 15 min" in row[Finding.EXPLANATION] and "2,000 per hour" in row[Finding.EXPLANATION]
+    assert "1.7x the 1,200 per hour limit over 15 min" in row[Finding.EXPLANATION]
+    metrics = json.loads(row[Finding.METRICS])
+    assert metrics["peak_hour_trades"] == 500 and metrics["hour_ratio"] < 1 <= metrics["short_ratio"]
+    assert len(row[Finding.EVIDENCE]) == 300
+    # the same session at half the pace stays under the limit
+    calm = trades(np.sort(rng.uniform(start, start + 900, 250)), "bot", "mm", seed=12)
+    assert detect(background(), calm).is_empty()
+
+
+def test_one_account_fast_across_three_symbols_is_flagged_in_each():
+    """1,500 trades an hour for 40 minutes spread over three symbols (500 an hour each: under every per-symbol
+    limit), and a stray trade in a fourth: flagged in the three it trades at pace, not in the fourth."""
+    rng = np.random.default_rng(12)
+    start, n = 14 * 3600, 1_000
+    seconds = np.sort(rng.uniform(start, start + 2_400, n))
+    symbols = np.array(["AAAUSDT", "BBBUSDT", "CCCUSDT"])[rng.integers(0, 3, n)]
+    parts = [trades(seconds[symbols == symbol], "multi", "mm", symbol, seed)
+             for seed, symbol in enumerate(("AAAUSDT", "BBBUSDT", "CCCUSDT"))]
+    stray = trades([start + 600.0], "multi", "mm", "DDDUSDT", seed=9)
+    found = detect(background(), *parts, stray)
+    assert found["symbol"].sort().to_list() == ["AAAUSDT", "BBBUSDT", "CCCUSDT"]
+    assert set(found["user_ids"].explode()) == {"multi"}
+    day = pl.concat([background(), *parts, stray]).sort("timestamp").with_columns(
+        pl.format("t{}", pl.int_range(pl.len())).alias("trade_id"))  # as detect() numbers them
+    symbol_of = dict(day.select("trade_id", "symbol").iter_rows())
+    end = MIDNIGHT + timedelta(seconds=start + 2_400)
+    for row in found.iter_rows(named=True):
+        metrics = json.loads(row[Finding.METRICS])
+        assert metrics["short_ratio"] < 1 and metrics["hour_ratio"] < 1 and metrics["all_short_ratio"] >= 1
+        assert 0.25 < metrics["symbol_share"] < 0.42
+        assert "trades across 4 symbol(s) in 15 min" in row[Finding.EXPLANATION]
+        assert MIDNIGHT + timedelta(seconds=start) <= row[Finding.WINDOW_START] < row[Finding.WINDOW_END] <= end
+        assert row[Finding.EVIDENCE]  # the symbol's own trades in the busiest window
+        assert {symbol_of[e.removeprefix("trade:")] for e in row[Finding.EVIDENCE]} == {row[Finding.SYMBOL]}
+    # one symbol alone at that pace: 500 an hour, under every limit
+    assert detect(background(), parts[0]).is_empty()
 
 
 def test_two_bursts_in_one_symbol_are_one_finding_spanning_both():
@@ -132,6 +185,8 @@ def test_settings_are_documented_and_bounded():
         ExcessiveTradingSettings(max_trades_per_hour=0)
     with pytest.raises(ValueError):
         ExcessiveTradingSettings(max_score=2)
+    with pytest.raises(ValueError):
+        ExcessiveTradingSettings(short_window_minutes=0)
 
 
 @pytest.mark.parametrize("seed, trades_per_day", [(1, 20_000), (2, 20_000), (3, 60_000)])

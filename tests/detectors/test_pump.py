@@ -151,6 +151,74 @@ def test_ordinary_volatility_and_a_lone_sweeping_order_are_quiet():
     assert detect(day, with_ids(previous_day())).is_empty()
 
 
+def crowd(at: datetime, buyers: int, minutes: float, rise: float, seed: int, accounts: bool = True) -> pl.DataFrame:
+    """`buyers` accounts each sending 1-2 market buys (1-4 fills each), spread evenly over `minutes` from `at`,
+    while the price climbs linearly by `rise`."""
+    rng = np.random.default_rng(seed)
+    owner = np.repeat(np.arange(buyers), rng.integers(1, 3, buyers))
+    fills = rng.integers(1, 5, len(owner))
+    seconds = np.repeat(np.sort(rng.uniform(0, minutes * 60, len(owner))), fills)
+    who = [f"c{i}" for i in np.repeat(owner, fills)] if accounts else None
+    return frame(seconds, ["buy"] * len(seconds), P0 * (1 + rise * seconds / (minutes * 60)), None, who,
+                 ["mm"] * len(seconds) if accounts else None, at)
+
+
+def drift(start: datetime, minutes: float, top: float, bottom: float, seed: int, per_minute: float = 3.0,
+          accounts: bool = True) -> pl.DataFrame:
+    """Two-way trading at ~per_minute trades a minute while the price moves linearly from top to bottom (x P0)."""
+    rng = np.random.default_rng(seed)
+    n = int(minutes * per_minute)
+    seconds = np.sort(rng.uniform(0, minutes * 60, n))
+    price = P0 * (top + (bottom - top) * seconds / (minutes * 60)) * np.exp(rng.normal(0, 0.002, n))
+    side = np.where(rng.random(n) < 0.6, "sell", "buy")
+    buyer = seller = None
+    if accounts:
+        buyer, seller = [f"r{i}" for i in rng.integers(0, 50, n)], [f"r{i}" for i in rng.integers(0, 50, n)]
+    return frame(seconds, side, price, rng.lognormal(4, 1, n), buyer, seller, start)
+
+
+def test_a_small_crowd_over_minutes_with_a_slow_collapse_is_found():
+    """40 buyers over 4 minutes (~15 market buys a minute: no single minute holds 30) lift the price 40 %; it
+    collapses linearly over two hours to +5 %. Found through the 5-minute window and the 3-hour dump horizon."""
+    for accounts in (True, False):
+        rise = crowd(PUMP_AT, 40, 4, 0.4, seed=21, accounts=accounts)
+        fall = drift(PUMP_AT + timedelta(minutes=4), 120, 1.4, 1.05, seed=22, accounts=accounts)
+        after_start = PUMP_AT + timedelta(minutes=124)
+        after = quiet((MIDNIGHT + timedelta(days=1) - after_start).total_seconds() / 3600, after_start, 7,
+                      level=P0 * 1.05, accounts=50 if accounts else 0)
+        before = quiet(14, MIDNIGHT, 2, accounts=50 if accounts else 0)
+        day = with_ids(pl.concat([before, rise, fall, after]))
+        history = with_ids(previous_day(accounts=50 if accounts else 0))
+        found = detect(day, history)
+        assert found.height == 1, accounts
+        row = found.row(0, named=True)
+        metrics = json.loads(row[Finding.METRICS])
+        assert PUMP_AT - timedelta(minutes=1) <= row[Finding.WINDOW_START] < PUMP_AT + timedelta(minutes=1)
+        assert metrics["busiest_window_minutes"] > 1 and metrics["rise"] == pytest.approx(0.4, abs=0.05)
+        assert metrics["retrace"] > 0.75
+        assert PUMP_AT + timedelta(minutes=50) < row[Finding.WINDOW_END] < PUMP_AT + timedelta(minutes=100)
+        if accounts:
+            assert metrics["max_distinct_buyers"] >= 30
+        # measured one minute at a time, or with a one-hour dump horizon, it is missed
+        assert detect(day, history, burst_windows_minutes=(1.0,)).is_empty()
+        assert detect(day, history, dump_horizon_minutes=60).is_empty()
+
+
+def test_a_sustained_rally_of_300_buyers_is_not_a_pump():
+    """300 buyers over 15 minutes lift the price 20 % and it holds for the rest of the day (a news rally): the
+    burst tests pass, the dump never comes, nothing is reported; the same crowd followed by a collapse is."""
+    for accounts in (True, False):
+        extra = 50 if accounts else 0
+        rally = crowd(PUMP_AT, 300, 15, 0.2, seed=31, accounts=accounts)
+        hold = drift(PUMP_AT + timedelta(minutes=15), 600, 1.2, 1.18, seed=32, accounts=accounts)
+        day = with_ids(pl.concat([quiet(14, MIDNIGHT, 2, accounts=extra), rally, hold]))
+        history = with_ids(previous_day(accounts=extra))
+        assert detect(day, history).is_empty(), accounts
+        fall = drift(PUMP_AT + timedelta(minutes=15), 90, 1.2, 1.0, seed=33, accounts=accounts)
+        dumped = with_ids(pl.concat([quiet(14, MIDNIGHT, 2, accounts=extra), rally, fall]))
+        assert detect(dumped, history).height == 1, accounts
+
+
 def test_a_pump_without_the_dump_or_without_the_rise_is_not_reported():
     no_dump = day_around(pump(PUMP_AT, 3, settle=0.3), settle=0.3)  # the price stays near the top
     small = day_around(pump(PUMP_AT, 3, rise=0.03, settle=0.0), settle=0.0)  # a crowd; the price barely moves
@@ -204,6 +272,10 @@ def test_settings_are_documented_bounded_and_strict():
         PumpAndDumpSettings(min_retrace_share=1.5)
     with pytest.raises(ValueError):
         PumpAndDumpSettings(volume_multiple=3)  # not a field
+    with pytest.raises(ValueError):
+        PumpAndDumpSettings(burst_windows_minutes=(1.0, 2.5), chunk_seconds=60)  # not on the chunk grid
+    with pytest.raises(ValueError):
+        PumpAndDumpSettings(burst_windows_minutes=())
     assert detect(with_ids(quiet(2, MIDNIGHT, 2)), enabled=False).is_empty()
     assert detect(pl.DataFrame(schema=TRADE_SCHEMA)).is_empty()
 
