@@ -9,9 +9,15 @@ Conventions (the same as features.order_intent):
 - An account's fill is one side of a trade (the buyer's buy, the seller's sell), its account taken from the
   order it names or else from the trade's buyer / seller id; `fill` events of orders no trade names count too.
 
-Keys are 64-bit hashes (one per symbol x order id, one `book` key per symbol x account x side) so that
-group-bys, joins and `join_asof` compare integers; nothing pairs every order with every fill. `book_tables`
-computes the per-order table and the fills once per DetectionInputs: spoofing and layering both read them.
+Keys are 64-bit hashes (one per symbol x order id, one `book` key per symbol x account x side, one `pair` key per
+symbol x account) so that group-bys, joins and `join_asof` compare integers; nothing pairs every order with every
+fill. `book_tables` computes the per-order table, the fills and the symbols' typical resting order once per
+DetectionInputs: spoofing and layering both read them.
+
+Spoofing and layering are one family and share their cycle (opposite_fill_near_cancel: the fill an account's
+cancelled orders tie to) and their test of what the account is over an episode (account_practice: the share of
+its executions that the scheme's cycles account for, and the share of time it quoted both sides), so that a
+market maker is told apart by what it does all along rather than by one instant.
 """
 from __future__ import annotations
 
@@ -153,9 +159,16 @@ BOOK_MEDIAN_SIZE = "book_median_size"
 
 
 def median_resting_size(lifecycles: pl.DataFrame) -> pl.DataFrame:
-    """The symbol's typical resting order: median size of all accounts' resting orders (BOOK_MEDIAN_SIZE)."""
-    return lifecycles.filter(pl.col(Life.RESTING) & (pl.col(Order.QUANTITY) > 0)).group_by(Order.SYMBOL).agg(
-        pl.col(Order.QUANTITY).median().alias(BOOK_MEDIAN_SIZE))
+    """The symbol's typical resting order (BOOK_MEDIAN_SIZE): the median over accounts of each account's median
+    resting order size.
+
+    Each account weighs once: a market maker requoting thousands of times a day would otherwise set the "typical"
+    order alone (its quotes are often several times a retail order), and whether an order stands out at its level
+    would depend on how often one firm requotes. Per account, then across accounts: two group-bys.
+    """
+    return (lifecycles.filter(pl.col(Life.RESTING) & (pl.col(Order.QUANTITY) > 0))
+            .group_by(Order.SYMBOL, Order.USER_ID).agg(pl.col(Order.QUANTITY).median())
+            .group_by(Order.SYMBOL).agg(pl.col(Order.QUANTITY).median().alias(BOOK_MEDIAN_SIZE)))
 
 
 @dataclass(frozen=True)
@@ -215,40 +228,179 @@ def opposite_fill_near_cancel(candidates: pl.DataFrame, fills: pl.DataFrame, bef
     return pl.concat([before, after.select(before.columns)]).drop("opposite_book")
 
 
-def resting_quantity_before(lifecycles: pl.DataFrame, probes: pl.DataFrame, book: str, at: str,
-                            alias: str) -> pl.DataFrame:
-    """Probes with `alias`: the quantity the account had resting in book `book` just before instant `at`.
+def resting_quantity_before(lifecycles: pl.DataFrame, probes: pl.DataFrame,
+                            *lookups: tuple[str, str, str]) -> pl.DataFrame:
+    """Probes with, for each (book, at, alias) of `lookups`, `alias`: the quantity the account had resting in the
+    probe's book `book` just before its instant `at`.
 
-    A sweep: +size at each resting order's `new`, -size at its cancel (or at its last fill when fully executed;
-    partial executions are not subtracted), a running sum per book, looked up with `join_asof`.
+    One sweep for all lookups: +size at each resting order's `new`, -size at its cancel (or at its last fill when
+    fully executed; partial executions are not subtracted), a running sum per book, looked up with `join_asof`. Only
+    the orders live at some probe instant of their book enter it (a forward `join_asof` finds them): a busy
+    quoter's thousands of other quotes do not.
     """
-    probed = probes.select(pl.col(book).alias(Life.BOOK)).unique().lazy()
-    resting = lifecycles.lazy().join(probed, on=Life.BOOK, how="semi").filter(
-        pl.col(Life.RESTING) & pl.col(Order.QUANTITY).is_not_null())
+    rows = probes.with_row_index("__probe_row")
+    asks = pl.concat([
+        rows.select("__probe_row", pl.lit(i, pl.UInt32).alias("__lookup"), pl.col(book).alias(Life.BOOK),
+                    (pl.col(at) - timedelta(microseconds=1)).dt.epoch("us").alias("__at"))
+        for i, (book, at, _) in enumerate(lookups)]).sort("__at")
     ended = pl.coalesce(
         pl.col(Life.CANCELLED),
         pl.when(pl.col(Life.FILLED) >= pl.col(Order.QUANTITY)).then(pl.col(Life.LAST_FILL)))
+    resting = (
+        lifecycles.lazy().join(asks.lazy().select(Life.BOOK).unique(), on=Life.BOOK, how="semi")
+        .filter(pl.col(Life.RESTING) & pl.col(Order.QUANTITY).is_not_null())
+        .select(Life.BOOK, pl.col(Life.PLACED).dt.epoch("us").alias("__on"), ended.dt.epoch("us").alias("__off"),
+                Order.QUANTITY)
+        .sort("__on")
+        # the first probe of its book at or after its placement: it must come before the order ended
+        .join_asof(asks.lazy().select(Life.BOOK, pl.col("__at").alias("__next")).unique(), left_on="__on",
+                   right_on="__next", by=Life.BOOK, strategy="forward", check_sortedness=False)
+        .filter(pl.col("__next").is_not_null() & (pl.col("__off").is_null() | (pl.col("__next") < pl.col("__off"))))
+    )
     steps = pl.concat([
-        resting.select(Life.BOOK, pl.col(Life.PLACED).alias("step_at"), pl.col(Order.QUANTITY).alias("delta")),
-        resting.filter(ended.is_not_null()).select(Life.BOOK, ended.alias("step_at"),
-                                                   (-pl.col(Order.QUANTITY)).alias("delta")),
+        resting.select(Life.BOOK, pl.col("__on").alias("__step"), pl.col(Order.QUANTITY).alias("__delta")),
+        resting.filter(pl.col("__off").is_not_null()).select(Life.BOOK, pl.col("__off").alias("__step"),
+                                                            (-pl.col(Order.QUANTITY)).alias("__delta")),
     ])
+    last_of_instant = ((pl.col(Life.BOOK) != pl.col(Life.BOOK).shift(-1))
+                       | (pl.col("__step") != pl.col("__step").shift(-1))).fill_null(True)
+    # a float running sum keeps rounding residues where orders of different sizes came and went: below a
+    # billionth of the book's largest order, nothing is resting
+    residue = pl.col("__delta").abs().max().over(Life.BOOK) * 1e-9
     running = (
-        steps.sort(Life.BOOK, "step_at")
-        .with_columns(pl.col("delta").cum_sum().over(Life.BOOK).alias(alias))
-        .group_by(Life.BOOK, "step_at").agg(pl.col(alias).last())  # netted per instant
-        .sort("step_at")
-        .collect()
+        steps.sort(Life.BOOK, "__step")
+        .with_columns(pl.col("__delta").cum_sum().over(Life.BOOK).alias("__resting"))
+        .with_columns(pl.when(pl.col("__resting") > residue).then(pl.col("__resting")).otherwise(0.0))
+        .filter(last_of_instant)  # netted per instant
+        .select(Life.BOOK, "__step", "__resting").sort("__step").collect()
     )
-    before = (pl.col(at) - timedelta(microseconds=1)).alias("__probe_at")
-    looked_up = (
-        probes.with_row_index("__probe_row").with_columns(before).sort("__probe_at")
-        .join_asof(running, left_on="__probe_at", right_on="step_at", by_left=book, by_right=Life.BOOK,
-                   strategy="backward", check_sortedness=False)
+    found = asks.join_asof(running, left_on="__at", right_on="__step", by=Life.BOOK, strategy="backward",
+                           check_sortedness=False).select(
+        "__probe_row", "__lookup", pl.col("__resting").fill_null(0.0).clip(lower_bound=0.0))
+    for i, (_, _, alias) in enumerate(lookups):
+        rows = rows.join(found.filter(pl.col("__lookup") == i).select("__probe_row", pl.col("__resting").alias(alias)),
+                         on="__probe_row", how="left")
+    return rows.sort("__probe_row").drop("__probe_row")
+
+
+def executed_orders_between(fills: pl.DataFrame, windows: pl.DataFrame, start: str, end: str,
+                            alias: str) -> pl.DataFrame:
+    """Windows (rows with the symbol, the account and instants `start` <= `end`) with `alias`: how many distinct
+    orders of that account executed in that symbol with their first execution inside [start, end] (a fill without
+    an order id counts as an order of its own, by trade id; fill events without either are left out).
+
+    Per account x symbol the first executions are numbered in time; two `join_asof`s read the numbers at the
+    window's edges (O(n log n)), nothing pairs windows with fills.
+    """
+    keys = [Order.SYMBOL, OwnFill.ACCOUNT]
+    order = pl.coalesce(pl.format("o:{}", OwnFill.ORDER_ID), pl.format("t:{}", OwnFill.TRADE_ID))
+    firsts = (
+        fills.lazy().join(windows.lazy().select(keys).unique(), on=keys, how="semi")
+        .with_columns(order.alias("__order")).filter(pl.col("__order").is_not_null())
+        .group_by(*keys, "__order").agg(pl.col(OwnFill.TIMESTAMP).min().alias("__first"))
+        .sort(*keys, "__first")
+        .with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over(keys).alias("__rank"))
+        .select(*keys, "__first", "__rank").sort("__first").collect()
     )
-    return (looked_up.sort("__probe_row")
-            .with_columns(pl.col(alias).fill_null(0.0).clip(lower_bound=0.0))
-            .drop("__probe_row", "__probe_at", "step_at", Life.BOOK + "_right", strict=False))
+    rows = windows.with_row_index("__row").with_columns(
+        (pl.col(start) - timedelta(microseconds=1)).alias("__before"))
+    upto_end = rows.sort(end).join_asof(firsts, left_on=end, right_on="__first", by=keys, strategy="backward",
+                                        check_sortedness=False).select("__row", pl.col("__rank").alias("__upto"))
+    before = rows.sort("__before").join_asof(firsts, left_on="__before", right_on="__first", by=keys,
+                                             strategy="backward", check_sortedness=False).select(
+        "__row", pl.col("__rank").alias("__below"))
+    return (rows.join(upto_end, on="__row").join(before, on="__row").sort("__row")
+            .with_columns((pl.col("__upto").fill_null(0) - pl.col("__below").fill_null(0)).alias(alias))
+            .drop("__row", "__before", "__upto", "__below"))
+
+
+def pair_key(symbol: str = Order.SYMBOL, account: str = Order.USER_ID) -> pl.Expr:
+    """One account in one symbol as a 64-bit key (group-bys and join_asofs on one integer, not two strings)."""
+    return pl.struct(pl.col(symbol).cast(pl.String), pl.col(account).cast(pl.String)).hash(seed=SYMBOL_SEED)
+
+
+def two_sided_share(lifecycles: pl.DataFrame, windows: pl.DataFrame, start: str, end: str,
+                    alias: str) -> pl.DataFrame:
+    """Windows (rows with the symbol, the account and instants `start` < `end`) with `alias`: the share of the
+    window during which that account had resting orders on both sides of that symbol (a resting order is live from
+    its `new` to its cancel, or its last fill when fully executed, or the input's end).
+
+    A sweep per account x symbol over the orders live in its windows' span: +1 / -1 per side at each order's start /
+    end, running counts per side, the time both counts were positive accumulated from instant to instant; two
+    `join_asof`s read the accumulated time at the window's edges (O(n log n)), nothing pairs windows with orders.
+    """
+    rows = windows.with_row_index("__row").with_columns(
+        pair_key().alias("__pair"), pl.col(start).dt.epoch("us").alias("__s"), pl.col(end).dt.epoch("us").alias("__e"))
+    span = rows.group_by("__pair").agg(pl.col("__s").min().alias("__first"), pl.col("__e").max().alias("__last"))
+    ended = pl.coalesce(pl.col(Life.CANCELLED),
+                        pl.when(pl.col(Life.FILLED) >= pl.col(Order.QUANTITY)).then(pl.col(Life.LAST_FILL)))
+    # orders gone before a pair's first window or placed after its last one do not change its counts in them
+    resting = (
+        lifecycles.lazy().filter(pl.col(Life.RESTING) & (pl.col(Order.QUANTITY) > 0))
+        .select(pair_key().alias("__pair"), (pl.col(Order.SIDE) == Side.BUY.value).cast(pl.Int64).alias("__b"),
+                pl.col(Life.PLACED).dt.epoch("us").alias("__on"), ended.dt.epoch("us").alias("__off"))
+        .join(span.lazy(), on="__pair", how="inner")
+        .filter((pl.col("__on") <= pl.col("__last"))
+                & (pl.col("__off").is_null() | (pl.col("__off") >= pl.col("__first"))))
+    )
+    steps = pl.concat([
+        resting.select("__pair", pl.col("__on").alias("__t"), pl.col("__b").alias("__buy"),
+                       (1 - pl.col("__b")).alias("__sell")),
+        resting.filter(pl.col("__off").is_not_null()).select(
+            "__pair", pl.col("__off").alias("__t"), (-pl.col("__b")).alias("__buy"),
+            (pl.col("__b") - 1).alias("__sell")),
+    ])
+    both = (pl.col("__buy") > 0) & (pl.col("__sell") > 0)
+    both_time = pl.when(both).then(pl.col("__dur")).otherwise(0)
+    sweep = (
+        steps.group_by("__pair", "__t").agg(pl.col("__buy", "__sell").sum())  # netted per instant
+        .sort("__pair", "__t")
+        .with_columns(pl.col("__buy", "__sell").cum_sum().over("__pair"))
+        .with_columns((pl.col("__t").shift(-1).over("__pair") - pl.col("__t")).fill_null(0).alias("__dur"))
+        .with_columns((both_time.cum_sum().over("__pair") - both_time).alias("__before"),  # both-sided time before
+                      both.alias("__both"))
+        .select("__pair", "__t", "__before", "__both").sort("__t").collect()
+    )
+
+    def accumulated(at: str) -> pl.DataFrame:  # both-sided time from the pair's first step to instant `at`
+        found = rows.sort(at).join_asof(sweep, left_on=at, right_on="__t", by="__pair", strategy="backward",
+                                        check_sortedness=False)
+        return found.select("__row", (pl.col("__before") + pl.when(pl.col("__both")).then(pl.col(at) - pl.col("__t"))
+                                      .otherwise(0)).fill_null(0).alias(at + "_acc"))
+
+    return (rows.join(accumulated("__s"), on="__row").join(accumulated("__e"), on="__row").sort("__row")
+            .with_columns(((pl.col("__e_acc") - pl.col("__s_acc"))
+                           / pl.max_horizontal(pl.col("__e") - pl.col("__s"), pl.lit(1))).alias(alias))
+            .drop("__row", "__pair", "__s", "__e", "__s_acc", "__e_acc"))
+
+
+EXECUTED_ORDERS, SHARE_OF_EXECUTIONS, TWO_SIDED_SHARE = "executed_orders", "share_of_executions", "two_sided_share"
+
+
+def account_practice(tables: BookTables, episodes: pl.DataFrame, context_s: float, genuine: str, fakes_hit: str,
+                     min_share_of_executions: float, max_two_sided_share: float) -> pl.DataFrame:
+    """The episodes of spoofing or layering (symbol, account, WINDOW_START, WINDOW_END, `genuine`: how many distinct
+    genuine orders the cycles' fills executed, `fakes_hit`: how many of its fake orders were partly hit) that are
+    the account's practice rather than market making, with the measures, taken from `context_s` before the episode
+    to as long after it:
+    - EXECUTED_ORDERS: the account's orders executed in the symbol then (executed_orders_between);
+    - SHARE_OF_EXECUTIONS: `genuine` / those executed orders other than the hit fakes (1 when the account trades
+      there only with its fakes, small for a quoter whose fills are mostly ordinary): >= min_share_of_executions;
+    - TWO_SIDED_SHARE: the share of that time it had orders resting on both sides (two_sided_share):
+      <= max_two_sided_share. Measured last, on the episodes left: the costlier sweep.
+    """
+    context = timedelta(seconds=context_s)
+    windows = episodes.with_columns((pl.col("window_start") - context).alias("__context_start"),
+                                    (pl.col("window_end") + context).alias("__context_end"))
+    windows = executed_orders_between(tables.fills, windows, "__context_start", "__context_end", EXECUTED_ORDERS)
+    others = pl.max_horizontal(pl.col(EXECUTED_ORDERS) - pl.col(fakes_hit), pl.col(genuine))
+    windows = windows.with_columns((pl.col(genuine) / others).alias(SHARE_OF_EXECUTIONS)).filter(
+        pl.col(SHARE_OF_EXECUTIONS) >= min_share_of_executions)
+    if windows.is_empty():
+        return windows.with_columns(pl.lit(None, pl.Float64).alias(TWO_SIDED_SHARE)).drop(
+            "__context_start", "__context_end")
+    windows = two_sided_share(tables.lifecycles, windows, "__context_start", "__context_end", TWO_SIDED_SHARE)
+    return windows.filter(pl.col(TWO_SIDED_SHARE) <= max_two_sided_share).drop("__context_start", "__context_end")
 
 
 def chain_ids(frame: pl.DataFrame, by: list[str], at: str, gap: timedelta, alias: str) -> pl.DataFrame:

@@ -10,6 +10,7 @@ from surveillance_pipeline.detectors.quote_stuffing import QuoteStuffingSettings
 from tests.detectors.conftest import (
     BTC, assert_episodes_found, assert_no_findings, at, detect_generated, order_book_day,
 )
+from tests.detectors.test_layering import hft_market_maker
 
 
 def event(s: float, oid: str, user: str, side: str, price: float, kind: str) -> dict:
@@ -59,6 +60,7 @@ def test_bursts_of_fleeting_orders_fire_once_per_episode():
     assert metrics["median_order_life_ms"] == pytest.approx(5.0)
     assert len(row["evidence"]) == QuoteStuffingSettings().max_evidence_orders and row["evidence"][0] == "order:a0"
     assert "peaking at 600 per second" in row["explanation"]
+    assert metrics["accounts"] == 1 and metrics["peak_account_messages_per_second"] == 600
     assert row["score"] == pytest.approx(1.0)
 
 
@@ -78,9 +80,45 @@ def test_market_maker_steady_quoting_is_not_stuffing():
 
 
 def test_fast_market_maker_with_resting_quotes_is_not_stuffing():
-    # 300 messages a second, but quotes rest 1 s: the rate alone does not make stuffing
-    rows = stream("m", 0.0, 3_000, 1 / 150, 1.0, "m")
+    # 300 messages a second, but quotes rest 2 s, longer than fleeting: the rate alone does not make stuffing
+    rows = stream("m", 0.0, 3_000, 1 / 150, 2.0, "m")
     assert detect_quote_stuffing(inputs(rows), QuoteStuffingSettings()).is_empty()
+
+
+def test_hft_market_maker_with_sub_second_quotes_is_not_stuffing():
+    """Independent bid and ask quotes living about 100 ms, 70 messages a second for 15 minutes: its busiest
+    seconds reach 100 messages by chance, but never far above its own steady rate."""
+    quoter = hft_market_maker(seconds=900.0, orders_per_second=35.0, life_s=0.1)
+    assert detect_quote_stuffing(quoter, QuoteStuffingSettings()).is_empty()
+    assert detect_quote_stuffing(quoter, QuoteStuffingSettings(min_rate_vs_baseline=1.0)).height == 1
+
+
+def test_a_steady_quoter_bursting_far_above_its_own_rate_fires():
+    # 20 messages a second for ten minutes, then 600 in one second: the burst is its own, far above its rate
+    rows = stream("m", 0.0, 6_000, 0.1, 0.05, "m") + stream("m", 300.0, 300, 0.002, 0.005, "b")
+    findings = detect_quote_stuffing(inputs(rows), QuoteStuffingSettings())
+    assert findings.height == 1 and findings.row(0, named=True)["user_ids"] == ["m"]
+    assert findings["window_start"][0] >= at(299.0) and findings["window_end"][0] <= at(302.0)
+    assert json.loads(findings["metrics"][0])["min_rate_vs_baseline"] > 10
+
+
+def test_a_burst_split_over_accounts_fires_once_naming_them():
+    # three accounts, each 50 messages a second for 5 s (below the rate alone), together 150
+    rows = [row for k, user in enumerate("abc")
+            for row in stream(user, 0.003 * k, 125, 0.04, 0.005, user)]
+    findings = detect_quote_stuffing(inputs(rows), QuoteStuffingSettings())
+    assert findings.height == 1 and findings.row(0, named=True)["user_ids"] == ["a", "b", "c"]
+    metrics = json.loads(findings["metrics"][0])
+    assert metrics["accounts"] == 3 and metrics["peak_messages_per_second"] >= 140
+    assert "3 accounts together" in findings["explanation"][0]
+    assert detect_quote_stuffing(inputs([r for r in rows if r["user_id"] == "a"]), QuoteStuffingSettings()).is_empty()
+
+
+def test_orders_living_a_few_hundred_ms_are_still_fleeting():
+    rows = stream("q", 0.0, 1_500, 0.004, 0.3, "a")  # 500 messages a second for 6 s, each order 300 ms
+    findings = detect_quote_stuffing(inputs(rows), QuoteStuffingSettings())
+    assert findings.height == 1
+    assert detect_quote_stuffing(inputs(rows), QuoteStuffingSettings(fast_cancel_ms=250)).is_empty()
 
 
 def test_a_grid_of_resting_orders_placed_at_once_is_not_stuffing():
