@@ -6,12 +6,18 @@ group_bys of the legs: no pairwise comparison of trades.
 A self-trade (buyer = seller) gives the account two fills, a buy and a sell, whose counterparty is the
 account itself. Fills whose counterparty is unknown (a trade with one account id missing) count in the
 account's notional but can be nobody's top or round-trip counterparty.
+
+Keys are integers: the fills come grouped by account x symbol, so a leg is (the number of its account x
+symbol run, `behaviour.numbered_pairs`; the counterparty's categorical code) packed in one 64-bit key, and
+the legs' account is looked up by that number: the group_bys hash no string.
 """
 from __future__ import annotations
 
 import polars as pl
 
+from surveillance_pipeline.contract import Order
 from surveillance_pipeline.features.base import ACCOUNT, FeatureInputs, FeatureSpec, Fill
+from surveillance_pipeline.features.behaviour import numbered_pairs
 
 GROUP = "counterparty"
 FEATURES = [
@@ -36,41 +42,63 @@ FEATURES = [
 
 BUY_QTY, SELL_QTY, BUY_NOTIONAL, SELL_NOTIONAL = "buy_qty", "sell_qty", "buy_notional", "sell_notional"
 SELF_TRADES, NOTIONAL = "self_trades", "notional"
+_PAIR, _LEG, _ACCOUNT_CODE, _COUNTERPARTY_CODE = "_pair", "_leg", "_account", "_counterparty"
+_NO_COUNTERPARTY = 2**32 - 1  # the code of an unknown counterparty (categorical codes are 32-bit)
 
 
 def _accounts(inputs: FeatureInputs) -> pl.LazyFrame:
-    """Every account with a fill or an order event on the day."""
-    return pl.concat([inputs.fills.select(ACCOUNT), inputs.order_events.select(ACCOUNT)]).drop_nulls().unique()
+    """Every account with a fill or an order event on the day (the events' ids made categorical once
+    unique, not event by event)."""
+    ordering = inputs.orders.select(pl.col(Order.USER_ID).alias(ACCOUNT)).unique()
+    return pl.concat([inputs.fills.select(ACCOUNT),
+                      ordering.select(pl.col(ACCOUNT).cast(pl.Categorical))]).drop_nulls().unique()
 
 
-def _legs(fills: pl.LazyFrame) -> pl.LazyFrame:
-    """The one pass over the fills: per account x counterparty x symbol, quantity and notional bought and sold
-    and the number of self-trades (a null counterparty is a group of its own). Every feature below is a
-    group_by of this smaller table."""
+def _legs(fills: pl.LazyFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The one pass over the fills: per account x counterparty x symbol (`_pair`, the account x symbol's
+    number, and `_counterparty`, the counterparty's categorical code, `_NO_COUNTERPARTY` when unknown: a group
+    of its own), quantity and notional bought and sold and the number of self-trades, with `_account`, the
+    account's code. Every feature below is a group_by of this smaller table. Also the accounts and codes."""
+    frame, pairs = numbered_pairs(fills, [ACCOUNT, Fill.COUNTERPARTY, Fill.SYMBOL, Fill.DIRECTION, Fill.QUANTITY,
+                                          Fill.NOTIONAL])
     bought = pl.col(Fill.DIRECTION) == 1
     is_self = (pl.col(Fill.COUNTERPARTY) == pl.col(Fill.ACCOUNT)).fill_null(False)
-    return fills.group_by(ACCOUNT, Fill.COUNTERPARTY, Fill.SYMBOL).agg(
+    counterparty = pl.col(Fill.COUNTERPARTY).to_physical().cast(pl.UInt64).fill_null(_NO_COUNTERPARTY)
+    legs = frame.lazy().group_by((pl.col(_PAIR).cast(pl.UInt64) * 2**32 + counterparty).alias(_LEG)).agg(
         pl.when(bought).then(pl.col(Fill.QUANTITY)).otherwise(0.0).sum().alias(BUY_QTY),
         pl.when(bought).then(0.0).otherwise(pl.col(Fill.QUANTITY)).sum().alias(SELL_QTY),
         pl.when(bought).then(pl.col(Fill.NOTIONAL)).otherwise(0.0).sum().alias(BUY_NOTIONAL),
         pl.when(bought).then(0.0).otherwise(pl.col(Fill.NOTIONAL)).sum().alias(SELL_NOTIONAL),
         # the buy fill of a self-trade stands for the trade (its sell fill is the same trade)
         (is_self & bought).sum().alias(SELF_TRADES),
+    ).collect()
+    pair = (legs[_LEG] // 2**32).cast(pl.UInt32).alias(_PAIR)
+    codes = pairs[ACCOUNT].to_physical()
+    legs = legs.with_columns(  # pairs are numbered 1, 2, ... in row order
+        pair, codes.gather(pair - 1).alias(_ACCOUNT_CODE),
+        (legs[_LEG] % 2**32).cast(pl.UInt32).alias(_COUNTERPARTY_CODE),
     ).with_columns((pl.col(BUY_NOTIONAL) + pl.col(SELL_NOTIONAL)).alias(NOTIONAL))
+    return legs.drop(_LEG), pairs.select(ACCOUNT, codes.alias(_ACCOUNT_CODE)).unique(_ACCOUNT_CODE)
+
+
+def _known_counterparty() -> pl.Expr:
+    return pl.col(_COUNTERPARTY_CODE) != _NO_COUNTERPARTY
 
 
 def _per_account(legs: pl.LazyFrame) -> pl.LazyFrame:
-    return legs.group_by(ACCOUNT).agg(
+    return legs.group_by(_ACCOUNT_CODE).agg(
         pl.col(SELF_TRADES).sum().cast(pl.Int64).alias("self_trade_count"),
         pl.col(NOTIONAL).sum().alias("gross_notional"),
     )
 
 
 def _top_counterparty(legs: pl.LazyFrame) -> pl.LazyFrame:
+    account_counterparty = pl.col(_ACCOUNT_CODE).cast(pl.UInt64) * 2**32 + pl.col(_COUNTERPARTY_CODE)
     return (
-        legs.filter(pl.col(Fill.COUNTERPARTY).is_not_null())
-        .group_by(ACCOUNT, Fill.COUNTERPARTY).agg(pl.col(NOTIONAL).sum())
-        .group_by(ACCOUNT).agg(pl.col(NOTIONAL).max().alias("top_counterparty_notional"))
+        legs.filter(_known_counterparty())
+        .group_by(account_counterparty.alias("_key")).agg(pl.col(NOTIONAL).sum())
+        .group_by((pl.col("_key") // 2**32).cast(pl.UInt32).alias(_ACCOUNT_CODE))
+        .agg(pl.col(NOTIONAL).max().alias("top_counterparty_notional"))
     )
 
 
@@ -81,29 +109,31 @@ def _round_trips(legs: pl.LazyFrame, tolerance_bps: float) -> pl.LazyFrame:
     same_price = (vwap_bought - vwap_sold).abs() / mid * 10_000 <= tolerance_bps
     matched = pl.min_horizontal(BUY_QTY, SELL_QTY)
     return (
-        legs.filter(pl.col(Fill.COUNTERPARTY).is_not_null() & (pl.col(BUY_QTY) > 0) & (pl.col(SELL_QTY) > 0))
+        legs.filter(_known_counterparty() & (pl.col(BUY_QTY) > 0) & (pl.col(SELL_QTY) > 0))
         .filter(same_price)
-        .group_by(ACCOUNT).agg((2 * matched * mid).sum().alias("round_trip_notional"))
+        .group_by(_ACCOUNT_CODE).agg((2 * matched * mid).sum().alias("round_trip_notional"))
     )
 
 
 def _net_position(legs: pl.LazyFrame) -> pl.LazyFrame:
-    per_symbol = legs.group_by(ACCOUNT, Fill.SYMBOL).agg(
+    per_symbol = legs.group_by(_PAIR).agg(  # a pair is one account x symbol
+        pl.col(_ACCOUNT_CODE).first(),
         ((pl.col(BUY_QTY) - pl.col(SELL_QTY)).sum().abs() / (pl.col(BUY_QTY) + pl.col(SELL_QTY)).sum())
         .alias("ratio"),
         pl.col(NOTIONAL).sum().alias("weight"),
     )
-    return per_symbol.group_by(ACCOUNT).agg(
+    return per_symbol.group_by(_ACCOUNT_CODE).agg(
         ((pl.col("ratio") * pl.col("weight")).sum() / pl.col("weight").sum()).alias("net_position_ratio"))
 
 
 def counterparty_features(inputs: FeatureInputs) -> pl.LazyFrame:
-    legs = _legs(inputs.fills).cache()
+    legs, accounts = _legs(inputs.fills)
+    legs = legs.lazy()
     per_account = (
-        _per_account(legs)
-        .join(_top_counterparty(legs), on=ACCOUNT, how="left")
-        .join(_round_trips(legs, inputs.settings.round_trip_tolerance_bps), on=ACCOUNT, how="left")
-        .join(_net_position(legs), on=ACCOUNT, how="left")
+        accounts.lazy().join(_per_account(legs), on=_ACCOUNT_CODE, how="left")
+        .join(_top_counterparty(legs), on=_ACCOUNT_CODE, how="left")
+        .join(_round_trips(legs, inputs.settings.round_trip_tolerance_bps), on=_ACCOUNT_CODE, how="left")
+        .join(_net_position(legs), on=_ACCOUNT_CODE, how="left")
     )
     gross = pl.col("gross_notional")
     has_fills = gross.is_not_null()

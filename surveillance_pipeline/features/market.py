@@ -43,14 +43,19 @@ Conventions:
     about one row per order-second (~75 rows per trade on the scenario generator's tapes).
 
 Implementation: the trades are read once and compacted (symbol as an Enum, account and order ids as 64-bit
-hashes), sorted by symbol and time once, and each bar size is one group_by over runs of that order. The
-stages are collected eagerly (each is read by several later ones), the independent group_bys side by side
-with `pl.collect_all` (most are single-threaded), and the result is returned as a LazyFrame.
-Linear apart from the sorts: joins are equi-joins on keys (a new order with its cancel, a bar with its
-book), never a pairwise comparison of trades or orders.
+hashes) and sorted by symbol and time once: a bar is then a slice of that order, and a coarser bar a run of
+finer ones. Sums and extremes are numpy reductions over the slices, a coarser bar's from its finer bars';
+only the distinct buyers and Roll's sums (where Roll's estimator is the spread) are read from the trades
+for every bar size. Of the orders, a hash-set lookup splits off the never-cancelled ones (most), reduced to
+the best price per symbol, side and minute of their start; only the cancelled ones are joined to their
+cancel. The stages are collected eagerly (each is read by several later ones), the independent ones side by
+side with `pl.collect_all`, and the result is returned as a LazyFrame.
+Linear apart from the sorts: joins are equi-joins on keys (a cancelled order with its cancel, a bar with
+its book), never a pairwise comparison of trades or orders.
 """
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
 from surveillance_pipeline.contract import MARKET_ORDER_TYPE, Order, OrderEvent, Side, Trade
@@ -93,12 +98,14 @@ FEATURE_NAMES = [spec.name for spec in MARKET_FEATURES]
 
 # working columns
 _RANK, _IS_BUY, _NOTIONAL, _BUYER, _BUYER_ORDER = "_rank", "_is_buy", "_notional", "_buyer", "_buyer_order"
-_RET, _DP, _DP_PREV, _TS2, _PAIR, _GROUP = "_ret", "_dp", "_dp_prev", "_ts2", "_pair", "_group"
+_RET, _DP, _DP_PREV, _TS2, _GROUP = "_ret", "_dp", "_dp_prev", "_ts2", "_group"
 _BUY_VOLUME, _MEAN_PRICE = "_buy_volume", "_mean_price"
 _N_PAIRS, _SX, _SY, _SXY, _SQ, _N_RET = "_n_pairs", "_sx", "_sy", "_sxy", "_sq", "_n_ret"
 _ORDER, _NEW, _CANCEL, _IS_BID, _RESTING = "_order", "_new", "_cancel", "_is_bid", "_resting"
 _END, _BID, _ASK, _BEST = "_end", "_bid", "_ask", "_best"
 _FIRST_BAR, _LAST_BAR, _BAR_END, _HAS_ORDERS = "_first_bar", "_last_bar", "_bar_end", "_has_orders"
+_BUCKET, _CANCELLED = "_bucket", "_cancelled"
+_OPEN_BUCKET = ORDER_SPREAD_BARS[0]  # every order-spread bar ends on a boundary of the finest one
 INT64_MAX = 2**63 - 1
 
 
@@ -120,78 +127,91 @@ def _prepared_trades(inputs: FeatureInputs) -> pl.DataFrame:
         _hashed(Trade.BUYER_ORDER_ID).alias(_BUYER_ORDER),
     ).collect()
     symbols = pl.Enum(sorted(trades[Trade.SYMBOL].unique().drop_nulls().cast(pl.String).to_list()))
-    trades = trades.with_columns(pl.col(Trade.SYMBOL).cast(symbols))
-    trades = trades.with_columns(pl.col(Trade.SYMBOL).to_physical().alias(_RANK))
+    ranked = trades.lazy().with_columns(pl.col(Trade.SYMBOL).cast(symbols)).with_columns(
+        pl.col(Trade.SYMBOL).to_physical().alias(_RANK))
     if trades[Trade.TIMESTAMP].is_sorted():  # the usual tape: a stable sort by symbol keeps time order
-        trades = trades.sort(_RANK, maintain_order=True)
+        ranked = ranked.sort(_RANK, maintain_order=True)
     elif trades.height:  # one int64 key, symbol rank x (time span + 1) + time offset: cheaper than two keys
         offset = (pl.col(Trade.TIMESTAMP) - pl.col(Trade.TIMESTAMP).min()).dt.total_microseconds()
         span = trades.select(offset.max()).item()
         if (len(symbols.categories) + 1) * (span + 1) < INT64_MAX:
-            trades = trades.sort(pl.col(_RANK).cast(pl.Int64) * (span + 1) + offset, maintain_order=True)
+            ranked = ranked.sort(pl.col(_RANK).cast(pl.Int64) * (span + 1) + offset, maintain_order=True)
         else:  # an implausibly long tape
-            trades = trades.sort(_RANK, Trade.TIMESTAMP, maintain_order=True)
+            ranked = ranked.sort(_RANK, Trade.TIMESTAMP, maintain_order=True)
     same = pl.col(_RANK) == pl.col(_RANK).shift(1)
     price = pl.col(Trade.PRICE)
-    return trades.with_columns(
+    return ranked.with_columns(
         pl.when(same).then(price.log() - price.log().shift(1)).alias(_RET),
         pl.when(same).then(price - price.shift(1)).alias(_DP),
         pl.col(Trade.TIMESTAMP).shift(2).alias(_TS2),
-    ).with_columns(pl.when(same).then(pl.col(_DP).shift(1)).alias(_DP_PREV))  # null unless t-2 same symbol
+    ).with_columns(  # null unless t-2 is of the same symbol
+        pl.when(same).then(pl.col(_DP).shift(1)).alias(_DP_PREV)
+    ).collect().rechunk()  # contiguous columns: numpy reads them without a copy
 
 
-def _runs(*keys: pl.Expr) -> pl.Expr:
-    """Id of each run of equal keys in a frame sorted by them: a group id without hashing."""
-    changed = pl.lit(False)
-    for key in keys:
-        changed = changed | (key != key.shift(1)).fill_null(True)
-    return changed.cum_sum()
+def _trade_aggregates(trades: pl.DataFrame, roll_bars: tuple[str, ...]) -> dict[str, pl.DataFrame]:
+    """Per bar size, everything a bar takes straight from its trades, sorted by symbol and bar_start (the
+    sums of Roll's estimator only for the `roll_bars`: null for the others, whose spread is the book's).
 
-
-def _trade_aggregates(trades: pl.DataFrame, bar: str) -> pl.LazyFrame:
-    """Everything a bar takes straight from its trades, sorted by symbol and bar_start."""
-    start = pl.col(Trade.TIMESTAMP).dt.truncate(bar)
-    pair = pl.col(_DP_PREV).is_not_null() & (pl.col(_TS2).dt.truncate(bar) == start)
-    x = pl.when(pl.col(_PAIR)).then(pl.col(_DP))
-    y = pl.when(pl.col(_PAIR)).then(pl.col(_DP_PREV))
+    A bar is a slice of the sorted trades, and a coarser bar a run of finer bars: sums and extremes are numpy
+    reductions over the slices (`reduceat`; a group_by pays ~100 ns per group and aggregation, and a big day
+    has ~1.7 M one-second bars), a coarser bar's reduced from its finer bars' (its realised-vol terms from
+    their `return_log`). Only the Roll pairs (which depend on the bar) and the distinct buyers are read from
+    the trades again for each bar size, the latter by a group_by over the sorted bar numbers (no hashing).
+    Prices, quantities and sides are never null (`TRADE_REQUIRED`)."""
+    price = trades[Trade.PRICE].to_numpy()
+    additive = {  # summed over the trades, then over the finer bars
+        values.name: values.to_numpy() for values in trades.lazy().select(
+            pl.col(Trade.QUANTITY).alias("volume"), pl.col(_NOTIONAL).alias("notional"),
+            (pl.col(Trade.QUANTITY) * pl.col(_IS_BUY)).alias(_BUY_VOLUME), pl.col(Trade.PRICE).alias(_MEAN_PRICE),
+            (pl.col(_RET) ** 2).fill_null(0.0).alias(_SQ), pl.col(_RET).is_not_null().cast(pl.Int64).alias(_N_RET),
+        ).collect().iter_columns()}
+    high, low = price, price
     buyer = pl.col(_BUYER)
-    return (
-        trades.lazy()
-        .with_columns(start.alias(BAR_START), pair.alias(_PAIR))
-        .with_columns(_runs(pl.col(_RANK), pl.col(BAR_START)).set_sorted().alias(_GROUP))
-        .group_by(_GROUP, maintain_order=True)  # sorted keys: polars slices the runs instead of hashing
-        .agg(
-            pl.col(_RANK).first(), pl.col(Trade.SYMBOL).first(), pl.col(BAR_START).first(),
-            pl.len().cast(pl.Int64).alias("trades"),
-            pl.col(Trade.QUANTITY).sum().alias("volume"),
-            pl.col(_NOTIONAL).sum().alias("notional"),
-            (pl.col(Trade.QUANTITY) * pl.col(_IS_BUY)).sum().alias(_BUY_VOLUME),
-            pl.col(Trade.PRICE).first().alias("open"),
-            pl.col(Trade.PRICE).max().alias("high"),
-            pl.col(Trade.PRICE).min().alias("low"),
-            pl.col(Trade.PRICE).last().alias("close"),
-            pl.col(Trade.PRICE).mean().alias(_MEAN_PRICE),
-            pl.when(buyer.null_count() < pl.len())
-            .then(buyer.n_unique() - buyer.is_null().any().cast(pl.Int64)).alias("distinct_buyers"),
-            pl.col(_PAIR).sum().alias(_N_PAIRS),
-            x.sum().alias(_SX), y.sum().alias(_SY), (x * y).sum().alias(_SXY),
-            (pl.col(_RET) ** 2).sum().alias(_SQ),
-            pl.col(_RET).count().alias(_N_RET),
+    tables: dict[str, pl.DataFrame] = {}
+    finer_starts: np.ndarray | None = None
+    for bar in BARS:
+        start = pl.col(Trade.TIMESTAMP).dt.truncate(bar)
+        first = ((pl.col(_RANK) != pl.col(_RANK).shift(1)) | (start != start.shift(1))).fill_null(True)
+        pair = pl.col(_DP_PREV).is_not_null() & (pl.col(_TS2).dt.truncate(bar) == start)  # t-2 .. t in the bar
+        x, y = pl.when(pair).then(pl.col(_DP)), pl.when(pair).then(pl.col(_DP_PREV))
+        roll = [pair.cast(pl.Int64).alias(_N_PAIRS), x.fill_null(0.0).alias(_SX), y.fill_null(0.0).alias(_SY),
+                (x * y).fill_null(0.0).alias(_SXY)] if bar in roll_bars else []
+        per_trade = trades.lazy().select(first.alias("_first"), *roll).collect()
+        starts = per_trade.select(pl.arg_where("_first")).to_series().to_numpy()
+        ends = np.append(starts, trades.height)[1:] - 1
+        # the bar's first finer bar (the trades themselves for the finest): sums and extremes of its finer bars
+        inner = starts if finer_starts is None else np.searchsorted(finer_starts, starts)
+        additive = {name: np.add.reduceat(values, inner) for name, values in additive.items()}
+        high, low = np.fmax.reduceat(high, inner), np.fmin.reduceat(low, inner)
+        distinct = (
+            pl.DataFrame([per_trade["_first"].cum_sum().alias(_GROUP).set_sorted(), trades[_BUYER]]).lazy()
+            .group_by(_GROUP, maintain_order=True)
+            .agg(pl.when(buyer.null_count() < pl.len())
+                 .then(buyer.n_unique() - buyer.is_null().any().cast(pl.Int64)).alias("distinct_buyers"))
+            .collect()
         )
-        .drop(_GROUP)
-        .with_columns(
+        table = trades.select(_RANK, Trade.SYMBOL, Trade.TIMESTAMP, Trade.PRICE)[starts].select(
+            _RANK, Trade.SYMBOL, start.alias(BAR_START), pl.col(Trade.PRICE).alias("open")).with_columns(
+            pl.Series("trades", ends - starts + 1, pl.Int64),
+            *[pl.Series(name, additive[name]) for name in ("volume", "notional", _BUY_VOLUME)],
+            pl.Series("high", high), pl.Series("low", low), pl.Series("close", price[ends]),
+            pl.Series(_MEAN_PRICE, additive[_MEAN_PRICE] / (ends - starts + 1)),
+            distinct["distinct_buyers"],
+            *[pl.Series(name, np.add.reduceat(per_trade[name].to_numpy(), starts)) if roll
+              else pl.lit(None, pl.Float64).alias(name) for name in (_N_PAIRS, _SX, _SY, _SXY)],
+            pl.Series(_SQ, additive[_SQ]), pl.Series(_N_RET, additive[_N_RET]),
+        ).with_columns(
             pl.when(pl.col(_RANK) == pl.col(_RANK).shift(1))
             .then((pl.col("close") / pl.col("close").shift(1)).log()).alias("return_log"),
         )
-    )
-
-
-def _finer_returns(finer: pl.DataFrame, bar: str) -> pl.LazyFrame:
-    """Sum of squared `return_log` of the finer bars inside each bar, and how many there are."""
-    return finer.lazy().group_by(_RANK, pl.col(BAR_START).dt.truncate(bar)).agg(
-        (pl.col("return_log") ** 2).sum().alias(_SQ),
-        pl.col("return_log").count().alias(_N_RET),
-    )
+        tables[bar] = table
+        # a coarser bar's realised vol sums its finer bars' squared return_log
+        returns = table["return_log"]
+        additive[_SQ] = (returns ** 2).fill_null(0.0).to_numpy()
+        additive[_N_RET] = returns.is_not_null().cast(pl.Int64).to_numpy()
+        finer_starts = starts
+    return tables
 
 
 def _rush_orders(trades: pl.DataFrame, window_ms: int) -> pl.LazyFrame:
@@ -242,44 +262,53 @@ def _order_events(inputs: FeatureInputs, symbols: pl.Enum) -> pl.DataFrame:
     )
 
 
-def _order_segments(events: pl.DataFrame) -> pl.LazyFrame:
-    """Resting-order intervals (symbol rank, is_bid, price, start, `_end`; null `_end`: open to the end of
-    the input): one per `new` / `modify` at its price, until the order's next lifecycle event. Fills
-    ignored."""
+def _order_segments(events: pl.DataFrame) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    """Resting-order intervals, one per `new` / `modify` at its price until the order's next lifecycle event
+    (fills ignored): the finite ones (symbol rank, is_bid, price, start, `_end`), and for those open to the
+    end of the input, the best price per symbol and `_bucket` (the 1-minute bar of their start): the highest
+    bid `_bid` and lowest ask `_ask` (null without such an order)."""
     columns = [_RANK, _IS_BID, Order.PRICE, Order.TIMESTAMP, _END]
     if (events[_NEW] | events[_CANCEL]).all():
-        # the common case, no `modify`: a `new` lives until the order's first cancel; a hash join, no sort
-        cancels = events.lazy().filter(_CANCEL).group_by(_ORDER).agg(pl.col(Order.TIMESTAMP).min().alias(_END))
-        return (
+        # the common case, no `modify`: a `new` lives until the order's first cancel. Most orders are never
+        # cancelled: a hash-set lookup splits them off, and only the cancelled ones are joined to their cancel.
+        cancels = (events.lazy().filter(_CANCEL).group_by(_ORDER).agg(pl.col(Order.TIMESTAMP).min().alias(_END))
+                   .collect())
+        cancelled = events[_ORDER].is_in(cancels[_ORDER].implode()).alias(_CANCELLED)
+        resting = events.lazy().with_columns(cancelled).filter(
+            pl.col(_NEW) & pl.col(_RESTING) & pl.col(Order.PRICE).is_not_null())
+        finite = resting.filter(_CANCELLED).join(cancels.lazy(), on=_ORDER, how="inner").select(columns)
+        opened = resting.filter(~pl.col(_CANCELLED))
+    else:
+        same = pl.col(_ORDER) == pl.col(_ORDER).shift(-1)
+        segments = (
             events.lazy()
-            .filter(pl.col(_NEW) & pl.col(_RESTING) & pl.col(Order.PRICE).is_not_null())
-            .join(cancels, on=_ORDER, how="left")
+            .sort(_ORDER, Order.TIMESTAMP, maintain_order=True)
+            .with_columns(pl.when(same).then(pl.col(Order.TIMESTAMP).shift(-1)).alias(_END))
+            .with_columns(
+                pl.col(Order.PRICE, _IS_BID, _RESTING).forward_fill().over(_ORDER),
+                # a cancel ends the order: later events of the same id do not revive it
+                pl.col(_CANCEL).cum_sum().over(_ORDER).alias("_cancels_before"),
+            )
+            .filter(~pl.col(_CANCEL) & (pl.col("_cancels_before") == 0) & pl.col(Order.PRICE).is_not_null()
+                    & pl.col(_RESTING))
             .select(columns)
+            .collect()
         )
-    same = pl.col(_ORDER) == pl.col(_ORDER).shift(-1)
-    return (
-        events.lazy()
-        .sort(_ORDER, Order.TIMESTAMP, maintain_order=True)
-        .with_columns(pl.when(same).then(pl.col(Order.TIMESTAMP).shift(-1)).alias(_END))
-        .with_columns(
-            pl.col(Order.PRICE, _IS_BID, _RESTING).forward_fill().over(_ORDER),
-            # a cancel ends the order: later events of the same id do not revive it
-            pl.col(_CANCEL).cum_sum().over(_ORDER).alias("_cancels_before"),
-        )
-        .filter(~pl.col(_CANCEL) & (pl.col("_cancels_before") == 0) & pl.col(Order.PRICE).is_not_null()
-                & pl.col(_RESTING))
-        .select(columns)
-    )
+        finite, opened = segments.lazy().filter(pl.col(_END).is_not_null()), segments.lazy().filter(
+            pl.col(_END).is_null())
+    is_bid, price = pl.col(_IS_BID), pl.col(Order.PRICE)
+    open_best = opened.group_by(_RANK, pl.col(Order.TIMESTAMP).dt.truncate(_OPEN_BUCKET).alias(_BUCKET)).agg(
+        pl.when(is_bid).then(price).max().alias(_BID), pl.when(~is_bid).then(price).min().alias(_ASK))
+    return finite, open_best
 
 
-def _book_at_bar_ends(segments: pl.DataFrame, bars: pl.DataFrame, bar: str) -> pl.LazyFrame:
+def _book_at_bar_ends(finite: pl.DataFrame, open_best: pl.DataFrame, bars: pl.DataFrame, bar: str) -> pl.LazyFrame:
     """Best bid and ask of the live resting orders at the end of each bar (symbol rank, bar_start)."""
     is_bid = pl.col(_IS_BID)
     # a finite interval [start, end) is live at the bar ends e with start < e <= end: the bars starting
     # from truncate(start) to truncate(end) - bar
-    finite = (
-        segments.lazy()
-        .filter(pl.col(_END).is_not_null())
+    finite_best = (
+        finite.lazy()
         .with_columns(pl.col(Order.TIMESTAMP).dt.truncate(bar).alias(_FIRST_BAR),
                       pl.col(_END).dt.truncate(bar).dt.offset_by(f"-{bar}").alias(_LAST_BAR))
         .filter(pl.col(_LAST_BAR) >= pl.col(_FIRST_BAR))
@@ -291,19 +320,18 @@ def _book_at_bar_ends(segments: pl.DataFrame, bars: pl.DataFrame, bar: str) -> p
     )
     book = (
         bars.lazy().select(_RANK, BAR_START, pl.col(BAR_START).dt.offset_by(bar).alias(_BAR_END))
-        .join(finite, on=[_RANK, BAR_START], how="left")
+        .join(finite_best, on=[_RANK, BAR_START], how="left")
         .sort(_BAR_END)
     )
-    # intervals open to the end are live at every bar end after their start: a running best price
-    # per symbol and side, read with an as-of join
-    opened = segments.lazy().filter(pl.col(_END).is_null()).sort(Order.TIMESTAMP)
-    for bid_side, name in ((True, _BID), (False, _ASK)):
-        price = pl.col(Order.PRICE)
-        running = (price.cum_max() if bid_side else price.cum_min()).over(_RANK).alias(_BEST)
-        best = opened.filter(is_bid == bid_side).select(_RANK, Order.TIMESTAMP, running)
-        combine = pl.max_horizontal if bid_side else pl.min_horizontal
+    # intervals open to the end are live at every bar end after their start: a running best price per
+    # symbol and side over the 1-minute buckets of their starts (bar ends are bucket boundaries, so the
+    # buckets starting before a bar's end hold exactly the orders started before it), read with an as-of join
+    for name, running, combine in ((_BID, pl.col(_BID).cum_max(), pl.max_horizontal),
+                                   (_ASK, pl.col(_ASK).cum_min(), pl.min_horizontal)):
+        best = (open_best.lazy().filter(pl.col(name).is_not_null()).sort(_BUCKET)
+                .select(_RANK, _BUCKET, running.over(_RANK).alias(_BEST)))
         book = (
-            book.join_asof(best, left_on=_BAR_END, right_on=Order.TIMESTAMP, by=_RANK,
+            book.join_asof(best, left_on=_BAR_END, right_on=_BUCKET, by=_RANK,
                            allow_exact_matches=False, check_sortedness=False)
             .with_columns(combine(name, _BEST).alias(name))
             .select(_RANK, BAR_START, _BAR_END, _BID, _ASK)
@@ -322,19 +350,17 @@ def market_features(inputs: FeatureInputs) -> pl.LazyFrame:
     events = _order_events(inputs, trades.schema[Trade.SYMBOL])
     order_ranks = events.select(pl.col(_RANK).unique(), pl.lit(True).alias(_HAS_ORDERS))
     # the group_bys below are independent and mostly single-threaded: run them side by side
-    segments, rush_groups, *aggregates = pl.collect_all([
-        _order_segments(events), _rush_orders(trades, inputs.settings.rush_window_ms),
-        *(_trade_aggregates(trades, bar) for bar in BARS)])
-    by_bar = dict(zip(BARS, aggregates))
+    finite, open_best, rush_groups = pl.collect_all([
+        *_order_segments(events), _rush_orders(trades, inputs.settings.rush_window_ms)])
+    # Roll's estimator for the bars whose spread is not the book's (for a symbol without order events)
+    books_everywhere = trades.select(pl.col(_RANK).unique().is_in(order_ranks[_RANK].implode()).all()).item()
+    by_bar = _trade_aggregates(trades, tuple(b for b in BARS if not (books_everywhere and b in ORDER_SPREAD_BARS)))
     books = dict(zip(ORDER_SPREAD_BARS, pl.collect_all(
-        [_book_at_bar_ends(segments, by_bar[bar], bar) for bar in ORDER_SPREAD_BARS]) if order_ranks.height else []))
+        [_book_at_bar_ends(finite, open_best, by_bar[bar], bar) for bar in ORDER_SPREAD_BARS])
+        if order_ranks.height else []))
     tables: list[pl.DataFrame] = []
-    finer: pl.DataFrame | None = None
     for bar, bars in by_bar.items():
         lazy = bars.lazy()
-        if finer is not None:  # realised vol from the finer bars' returns instead of trade-to-trade
-            lazy = lazy.drop(_SQ, _N_RET).join(_finer_returns(finer, bar), on=[_RANK, BAR_START], how="left",
-                                               maintain_order="left")
         rush = rush_groups.lazy().group_by(_RANK, pl.col(Trade.TIMESTAMP).dt.truncate(bar).alias(BAR_START)).agg(
             pl.len().cast(pl.Int64).alias("rush_orders"))
         lazy = lazy.join(rush, on=[_RANK, BAR_START], how="left", maintain_order="left")
@@ -357,5 +383,4 @@ def market_features(inputs: FeatureInputs) -> pl.LazyFrame:
             spread.alias("spread_bps"),
         ).collect()
         tables.append(table)
-        finer = table
     return pl.concat([t.drop(_RANK) for t in tables]).lazy()

@@ -2,7 +2,7 @@ import random
 
 import polars as pl
 
-from surveillance_pipeline.features.behaviour import FEATURES, behaviour_features, round_trips
+from surveillance_pipeline.features.behaviour import FEATURES, behaviour_features, numbered_pairs, round_trips
 from tests.features.conftest import inputs, trades
 
 NAMES = ["account_id"] + [f.name for f in FEATURES]
@@ -112,3 +112,67 @@ def test_activity_velocity(approx):
     assert rows["a"]["activity_velocity"] == approx(1.4)
     assert rows["x"]["activity_velocity"] == approx(5.0)
     assert "y" not in rows  # history only: no row
+
+
+def test_fills_at_one_instant_queue_in_trade_id_order():
+    # a buys 1 at 100 and 1 at 102 in the same microsecond, then sells 1 at 101: the buy matched first is
+    # the one whose (fill) trade id is smaller, whatever the tape's order
+    for tape in ([(0, "BTCUSDT", "buy", 100.0, 1.0, "a", "x"), (0, "BTCUSDT", "buy", 102.0, 1.0, "a", "y")],
+                 [(0, "BTCUSDT", "buy", 102.0, 1.0, "a", "y"), (0, "BTCUSDT", "buy", 100.0, 1.0, "a", "x")]):
+        day = inputs(trades([*tape, (10, "BTCUSDT", "sell", 101.0, 1.0, "z", "a")]))
+        buys = day.fills.filter((pl.col("account_id") == "a") & (pl.col("direction") == 1)).collect()
+        first_price = buys.sort("trade_id")["price"][0]
+        trips = round_trips(day.fills).filter(pl.col("account_id") == "a").collect()
+        assert trips["buy_price"].to_list() == [first_price] and trips["quantity"].to_list() == [1.0]
+        row = behaviour_features(day).filter(pl.col("account_id") == "a").collect().row(0, named=True)
+        assert row["round_trip_win_rate"] == (1.0 if first_price == 100.0 else 0.0)
+
+
+def test_round_trips_do_not_depend_on_the_fills_order():
+    rng = random.Random(5)
+    rows = [(float(rng.randint(0, 50)), rng.choice(["BTCUSDT", "ETHUSDT"]), rng.choice(["buy", "sell"]),
+             float(rng.randint(95, 105)), rng.choice([0.1, 0.2, 0.5, 1.0]), *rng.sample(["a", "b", "c"], 2))
+            for _ in range(200)]
+    day = inputs(trades(rows))
+    columns = ["account_id", "symbol", "buy_time", "sell_time", "buy_price", "sell_price", "quantity"]
+    grouped = round_trips(day.fills).collect().with_columns(pl.col("quantity").round(9)).sort(columns)
+    shuffled = round_trips(day.fills.collect().sample(fraction=1.0, shuffle=True, seed=1).lazy()).collect()
+    assert shuffled.with_columns(pl.col("quantity").round(9)).sort(columns).equals(grouped)
+    assert grouped.height > 0
+
+
+def test_fill_too_small_to_move_the_rounded_quantity_shares_the_previous_end():
+    # a's buys: 1 at 100 (t=0), then 1e-12 at 101 (t=5): the cumulative quantity rounds to 1 both times,
+    # one end with the latest time and the highest price; the sell of 1 (t=10) matches it
+    day = inputs(trades([(0, "BTCUSDT", "buy", 100.0, 1.0, "a", "x"), (5, "BTCUSDT", "buy", 101.0, 1e-12, "a", "x"),
+                         (10, "BTCUSDT", "sell", 102.0, 1.0, "x", "a")]))
+    trips = round_trips(day.fills).filter(pl.col("account_id") == "a").collect()
+    assert trips.select("quantity", "buy_price", "sell_price", "holding_s").rows() == [(1.0, 101.0, 102.0, 5.0)]
+
+
+def test_symbols_traded_and_velocity_count_every_fill():
+    # zero-quantity fills match nothing but count as fills and symbols
+    day = inputs(trades([(0, "BTCUSDT", "buy", 100.0, 0.0, "a", "x"), (1, "ETHUSDT", "buy", 10.0, 1.0, "a", "x"),
+                         (2, "ETHUSDT", "sell", 11.0, 1.0, "x", "a")]))
+    rows = {r["account_id"]: r for r in behaviour_features(day).collect().iter_rows(named=True)}
+    assert (rows["a"]["symbols_traded"], rows["a"]["activity_velocity"]) == (2, 3.0)
+    assert rows["a"]["holding_time_median_s"] == 1.0 and rows["a"]["round_trip_win_rate"] == 1.0
+
+
+def test_numbered_pairs_are_runs_of_the_grouped_fills():
+    day = _day()
+    frame, pairs = numbered_pairs(day.fills, ["account_id", "symbol", "timestamp", "quantity"])
+    assert frame.height == day.fills.collect().height
+    assert pairs["_pair"].to_list() == list(range(1, pairs.height + 1))
+    assert pairs["fills"].sum() == frame.height
+    assert pairs.select(pl.struct("account_id", "symbol").is_unique().all()).item()
+    # each fill's pair is its account x symbol
+    joined = frame.join(pairs, on="_pair", suffix="_pair")
+    assert (joined["account_id"] == joined["account_id_pair"]).all()
+    assert (joined["symbol"] == joined["symbol_pair"]).all()
+    # fills in another order: sorted first, into the same pairs, in time order within
+    shuffled, shuffled_pairs = numbered_pairs(day.fills.collect().reverse().lazy(),
+                                              ["account_id", "symbol", "timestamp", "quantity"])
+    assert shuffled_pairs.height == pairs.height
+    same_pair = pl.col("_pair") == pl.col("_pair").shift(1)
+    assert not shuffled.select((same_pair & (pl.col("timestamp") < pl.col("timestamp").shift(1))).any()).item()

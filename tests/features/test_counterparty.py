@@ -1,5 +1,6 @@
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from surveillance_pipeline.features.counterparty import FEATURES, counterparty_features
 from tests.features.conftest import by_account, inputs, orders, trades
@@ -88,3 +89,23 @@ def test_accounts_with_only_orders_have_null_counterparty_features():
     row = by_account(counterparty_features(_day()))["e"]
     assert all(row[f.name] is None for f in FEATURES)
     assert counterparty_features(_day()).collect().schema["self_trade_count"] == pl.Int64
+
+
+def test_top_counterparty_sums_the_symbols(approx):
+    day = inputs(trades([
+        (0, "BTCUSDT", "buy", 100.0, 1.0, "a", "b"),   # a with b: 100 in BTC ...
+        (1, "ETHUSDT", "sell", 10.0, 8.0, "b", "a"),   # ... and 80 in ETH: 180 in all
+        (2, "BTCUSDT", "buy", 150.0, 1.0, "a", "c"),   # a with c: 150, more than either of b's legs
+    ]))
+    rows = by_account(counterparty_features(day))
+    assert rows["a"]["top_counterparty_share"] == approx(180 / 330)
+    assert rows["c"]["top_counterparty_share"] == approx(1.0)
+    assert rows["a"]["net_position_ratio"] == approx((1.0 * 250 + 1.0 * 80) / 330)  # BTC bought 2, ETH sold 8
+
+
+def test_features_do_not_depend_on_the_fills_order():
+    day = _day()
+    expected = counterparty_features(day).collect().sort("account_id")
+    day.fills = day.fills.collect().sample(fraction=1.0, shuffle=True, seed=3).lazy()
+    got = counterparty_features(day).collect().sort("account_id")
+    assert_frame_equal(got, expected, rel_tol=1e-12, abs_tol=1e-15, categorical_as_str=True)

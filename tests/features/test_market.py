@@ -1,6 +1,7 @@
 """Market features on tiny hand-made tapes (every expected number worked out by hand), the real pump tapes."""
 from __future__ import annotations
 
+import itertools
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 
 from surveillance_pipeline.contract import TRADE_SCHEMA
 from surveillance_pipeline.features.base import FeatureInputs
-from surveillance_pipeline.features.market import MARKET_FEATURES, market_features
+from surveillance_pipeline.features.market import BARS, MARKET_FEATURES, market_features
 from surveillance_pipeline.ingest.importer import ImportOptions, iter_validated, make_context, prepare_source
 from tests.features.conftest import DAY, T0, at, inputs, orders, trades
 
@@ -356,3 +357,45 @@ def test_spread_of_a_symbol_with_orders_but_no_resting_order_is_null():
     frame = _features(tape, only_market)
     assert _bar(frame, "AAA", "1m", 0)["spread_bps"] is None  # the book is empty, Roll's is not used
     assert _bar(frame, "AAA", "1s", 1)["spread_bps"] is not None  # 1s bars: Roll's
+
+
+def test_spread_keeps_the_best_open_order_placed_in_any_earlier_minute(approx):
+    tape = trades([(30.0, "AAA", "buy", 100.0, 1.0, "a", "b"), (330.0, "AAA", "buy", 100.0, 1.0, "a", "b"),
+                   (630.0, "AAA", "buy", 100.0, 1.0, "a", "b")])  # 1m bars 10:00, 10:05, 10:10
+    book = orders([
+        (10.0, "q1", "m", "AAA", "buy", 99.0, 1.0, "new"),      # open bids and asks, never cancelled
+        (20.0, "q2", "n", "AAA", "sell", 101.0, 1.0, "new"),
+        (150.0, "q3", "m", "AAA", "buy", 99.5, 1.0, "new"),     # placed in 10:02, a minute without trades
+        (360.0, "q4", "n", "AAA", "sell", 100.5, 1.0, "new"),   # placed exactly at 10:06, the 10:05 bar's end
+        (420.0, "q5", "m", "AAA", "buy", 98.0, 1.0, "new"),     # worse than the best bid: no change
+        (240.0, "q6", "n", "AAA", "sell", 100.2, 1.0, "new"),   # a finite ask, 10:04 to 10:09
+        (540.0, "q6", "n", "AAA", "sell", None, None, "cancel"),
+    ])
+    frame = _features(tape, book)
+    assert _bar(frame, "AAA", "1m", 0)["spread_bps"] == approx(2 / 100 * 10_000)          # 99 / 101
+    assert _bar(frame, "AAA", "1m", 300)["spread_bps"] == approx(0.7 / 99.85 * 10_000)    # 99.5 / 100.2
+    assert _bar(frame, "AAA", "1m", 600)["spread_bps"] == approx(1 / 100 * 10_000)        # 99.5 / 100.5
+    assert _bar(frame, "AAA", "1h", 0)["spread_bps"] == approx(1 / 100 * 10_000)
+
+
+def test_coarser_bars_add_up_their_finer_bars(approx):
+    tape = _synthetic_tape(20_000, symbols=3, seed=11)
+    frame = market_features(FeatureInputs(day=DAY, trades=tape.lazy())).collect()
+    trades_by_symbol = tape.sort("symbol", "timestamp", maintain_order=True).group_by("symbol").agg(
+        pl.col("price").max().alias("high"), pl.col("price").min().alias("low"),
+        pl.col("quantity").sum().alias("volume"), pl.col("price").first().alias("open"),
+        pl.col("price").last().alias("close"), pl.len().alias("trades"))
+    for bar in ("1s", "1m", "1h"):
+        day = frame.filter(pl.col("bar") == bar).group_by("symbol").agg(
+            pl.col("high").max(), pl.col("low").min(), pl.col("volume").sum(), pl.col("open").first(),
+            pl.col("close").last(), pl.col("trades").sum())
+        joined = day.join(trades_by_symbol, on="symbol", suffix="_tape")
+        assert joined.height == 3
+        for column in ("high", "low", "open", "close", "trades"):
+            assert (joined[column] == joined[f"{column}_tape"]).all(), (bar, column)
+        assert joined["volume"].to_list() == [approx(v) for v in joined["volume_tape"].to_list()]
+    # a bar's squared realised vol sums its finer bars' squared returns: over the day, the same total
+    for finer, coarser in itertools.pairwise(BARS):
+        returns = frame.filter(pl.col("bar") == finer).select((pl.col("return_log") ** 2).sum()).item()
+        realised = frame.filter(pl.col("bar") == coarser).select((pl.col("realised_vol") ** 2).sum()).item()
+        assert realised == approx(returns)

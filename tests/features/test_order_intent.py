@@ -271,3 +271,123 @@ def test_spoofer_scores_above_market_maker():
     assert s["opposite_fills_while_large_resting"] > m["opposite_fills_while_large_resting"]
     assert s["max_price_levels_one_side"] > m["max_price_levels_one_side"]
     assert order_intent_features(_day()).collect().schema["max_price_levels_one_side"] == pl.Int64
+
+
+def test_simultaneous_modifies_the_later_in_the_input_stands():
+    day_orders = orders([
+        (0, "o1", "h", BTC, "buy", 99.0, 1.0, "new"),
+        (1, "o1", "h", BTC, "buy", 97.0, 1.0, "modify"),
+        (1, "o1", "h", BTC, "buy", 98.0, 1.0, "modify"),   # same instant, later in the input: o1 stands at 98
+        (2, "o2", "h", BTC, "buy", 97.0, 1.0, "new"),      # 97 and 98: 2 levels (3 if o1 stood at 97 and 98)
+        (3, "o3", "h", BTC, "buy", 98.0, 1.0, "new"),      # joins o1's level: still 2
+    ])
+    rows = by_account(order_intent_features(inputs(trades([]), day_orders)))
+    assert rows["h"]["max_price_levels_one_side"] == 2
+
+
+def test_events_of_the_same_order_id_in_another_symbol_are_another_orders():
+    day_orders = orders([
+        (0, "x1", "c", BTC, "buy", 90.0, 10.0, "new"),        # sizes 10, 1, 2: median 2, x1 large
+        (0, "x2", "c", BTC, "buy", 91.0, 1.0, "new"),
+        (0, "x3", "c", BTC, "buy", 92.0, 2.0, "new"),
+        (0, "x1", "c", "ETHUSDT", "buy", 92.0, 10.0, "modify"),   # another symbol: x1 in BTC stays at 90
+        (0.1, "x1", "c", "ETHUSDT", "buy", None, None, "cancel"),  # another symbol: x1 in BTC is not cancelled
+        (0.2, "x2", "c", BTC, "buy", None, None, "cancel"),   # x2 cancelled after 200 ms
+        (1, "x3", "c", "ETHUSDT", "buy", 92.0, 2.0, "fill"),  # another symbol: x3 in BTC is not filled
+        (1, "x2", "c", BTC, "buy", 91.0, 1.0, "fill"),        # x2 filled
+    ])
+    rows = by_account(order_intent_features(inputs(trades([]), day_orders)))
+    # the only large order x1 is never cancelled in BTC: not fast (1.0 if the ETH cancel counted)
+    assert rows["c"]["large_order_fast_cancel_share"] == 0.0
+    # cancelled x2 (size 1) / filled x2 (size 1) (1 / 1.5 if the ETH fill counted for x3)
+    assert rows["c"]["cancelled_to_filled_size_ratio"] == 1.0
+    # 90, 91 and 92 from the start (2 levels if the ETH modify moved x1 to 92)
+    assert rows["c"]["max_price_levels_one_side"] == 3
+
+
+def test_orders_before_the_day_count_from_its_start():
+    start = -10 * 3600  # T0 is 10:00 UTC: the day starts 10 hours before
+    day_orders = orders([
+        (start - 7200, "p1", "e", BTC, "sell", 101.0, 1.0, "new"),   # placed the day before ...
+        (start - 3600, "p1", "e", BTC, "sell", None, None, "cancel"),  # ... and gone before the day: never live
+        (start - 60, "p2", "e", BTC, "sell", 102.0, 1.0, "new"),     # placed the day before, live into the day
+        (start - 30, "p3", "e", BTC, "sell", 103.0, 1.0, "new"),
+        (start + 1, "p3", "e", BTC, "sell", None, None, "cancel"),   # live for the day's first second
+        (start + 1, "p4", "e", BTC, "sell", 104.0, 1.0, "new"),      # placed as p3 leaves: 102, 104
+    ])
+    rows = by_account(order_intent_features(inputs(trades([]), day_orders)))
+    assert rows["e"]["max_price_levels_one_side"] == 2  # 102 and 103, then 102 and 104; never 101
+
+
+def _trades_with_orders(rows: list[tuple]) -> pl.DataFrame:
+    """Trades from (seconds after T0, symbol, buyer, seller, buyer order id, seller order id)."""
+    return pl.DataFrame(
+        [{"trade_id": f"t{i}", "timestamp": at(s), "symbol": sym, "side": "buy", "price": 100.0, "quantity": 1.0,
+          "buyer_id": b, "seller_id": se, "buyer_order_id": bo, "seller_order_id": so, "market_type": "spot",
+          "quote_quantity": 100.0, "fee": 0.0}
+         for i, (s, sym, b, se, bo, so) in enumerate(rows)],
+        schema=trades([]).schema,
+    )
+
+
+def _brute_force_sizes(day_orders: pl.DataFrame, day_trades: pl.DataFrame, multiple: float = 5.0,
+                       fast_ms: float = 1_000):
+    """cancelled_to_filled_size_ratio and large_order_fast_cancel_share by the definitions, row by row."""
+    first_new, first_cancel, filled = {}, {}, set()
+    for e in day_orders.to_dicts():  # in input order: the first `new` of a (symbol, id) is the order
+        key = (e["symbol"], e["order_id"])
+        if e["event"] == "new":
+            first_new.setdefault(key, e)
+        elif e["event"] == "cancel":
+            first_cancel[key] = min(first_cancel.get(key, e["timestamp"]), e["timestamp"])
+        elif e["event"] == "fill":
+            filled.add(key)
+    for trade in day_trades.to_dicts():
+        for account, order_id in ((trade["buyer_id"], trade["buyer_order_id"]),
+                                  (trade["seller_id"], trade["seller_order_id"])):
+            if account is not None and order_id is not None:
+                filled.add((trade["symbol"], order_id))
+    sized = {key: o for key, o in first_new.items() if o["quantity"] is not None}
+    ratio, share = {}, {}
+    for account in {o["user_id"] for o in sized.values()}:
+        mine = {key: o for key, o in sized.items() if o["user_id"] == account}
+        cancelled = [o["quantity"] for key, o in mine.items() if key in first_cancel]
+        done = [o["quantity"] for key, o in mine.items() if key in filled]
+        if cancelled and done:
+            ratio[account] = (sum(cancelled) / len(cancelled)) / (sum(done) / len(done))
+        large = [(key, o) for key, o in mine.items()
+                 if o["price"] is not None and o["order_type"] != "market"
+                 and o["quantity"] >= multiple * median([p["quantity"] for (s, _), p in mine.items() if s == key[0]])]
+        if large:
+            fast = [key in first_cancel and (first_cancel[key] - o["timestamp"]) / timedelta(milliseconds=1) <= fast_ms
+                    for key, o in large]
+            share[account] = sum(fast) / len(fast)
+    return ratio, share
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_sizes_agree_with_brute_force(seed, approx):
+    # few order ids over two symbols: the same id in both symbols, repeated `new`s, cancels and fills of ids
+    # in the other symbol, cancels before the order
+    draw = random.Random(seed)
+    ids, symbols = [f"o{i}" for i in range(draw.randint(1, 12))], ["A", "B"]
+    rows = []
+    for _ in range(draw.randint(1, 40)):
+        t, event = draw.randint(0, 5) + draw.choice([0, 0.5]), draw.choice(["new", "new", "new", "cancel", "fill"])
+        size = draw.choice([1.0, 1.0, 2.0, 10.0, None]) if event == "new" else None
+        price = draw.choice([99.0, 100.0, None]) if event == "new" else None
+        rows.append((t, draw.choice(ids), draw.choice("uvw"), draw.choice(symbols), draw.choice(["buy", "sell"]),
+                     price, size, event))
+    day_orders = orders(rows).with_columns(
+        pl.Series("order_type", [draw.choice(["limit", "limit", "market"]) for _ in rows]))
+    day_trades = _trades_with_orders([
+        (draw.randint(0, 5), draw.choice(symbols), draw.choice(["u", "v", None]), draw.choice(["w", None]),
+         draw.choice(ids), draw.choice(ids)) for _ in range(draw.randint(0, 8))])
+    ratio, share = _brute_force_sizes(day_orders, day_trades)
+    for account, row in by_account(order_intent_features(inputs(day_trades, day_orders))).items():
+        expected = ratio.get(account)
+        got = row["cancelled_to_filled_size_ratio"]
+        assert (got is None) if expected is None else got == approx(expected), account
+        expected = share.get(account)
+        got = row["large_order_fast_cancel_share"]
+        assert (got is None) if expected is None else got == approx(expected), account

@@ -1,11 +1,19 @@
 import random
 from datetime import timedelta
 
+import numpy as np
 import polars as pl
 import pytest
 
 from surveillance_pipeline.features.base import Fill
-from surveillance_pipeline.features.price_impact import FEATURES, _book_quotes, price_impact_features
+from surveillance_pipeline.features.price_impact import (
+    _CLOCK_BITS,
+    FEATURES,
+    _book_quotes,
+    _live_ranks,
+    _ordered_takers,
+    price_impact_features,
+)
 from tests.features.conftest import by_account, inputs, orders, trades
 
 DAY = timedelta(days=1)
@@ -184,3 +192,96 @@ def test_order_book_keeps_symbols_apart():
     rows = {(r["symbol"], r["timestamp"].second): r["fill_row"] for r in takers.iter_rows(named=True)}
     assert got == {rows[("BTCUSDT", 10)]: (99.0, None), rows[("ETHUSDT", 20)]: (None, 11.0),
                    rows[("ETHUSDT", 30)]: (None, 11.0)}
+
+
+def test_order_book_of_several_symbols_matches_brute_force():
+    # Three symbols with interleaved fill times (bursts at one instant included), orders placed after the
+    # last fill or gone before the first one, and long-lived orders: each symbol's book against the oracle.
+    rng = random.Random(11)
+    accounts, symbols = [f"u{i}" for i in range(5)], ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+    order_rows, by_symbol = [], {s: [] for s in symbols}
+    for i in range(450):
+        symbol, user, side = rng.choice(symbols), rng.choice(accounts), rng.choice(["buy", "sell"])
+        placed = rng.choice([rng.uniform(-50, 600), rng.uniform(-50, 600), rng.uniform(600, 700)])
+        order_rows.append((placed, f"o{i}", user, symbol, side, 100 + rng.randint(-6, 6) / 2, 1.0, "new"))
+        by_symbol[symbol].append(f"o{i}")
+        if rng.random() < 0.6:
+            life = rng.choice([rng.expovariate(1 / 30), rng.uniform(0, 2)])
+            order_rows.append((placed + life, f"o{i}", user, symbol, side, None, None, "cancel"))
+    trade_rows, sellers = [], []
+    for i in range(500):
+        t = rng.choice([rng.uniform(0, 600), 300.0, 450.25])  # bursts: many fills at one instant
+        symbol = rng.choice(symbols)
+        trade_rows.append((t, symbol, rng.choice(["buy", "sell"]), round(100 + rng.uniform(-3, 3), 1),
+                           rng.choice([0.5, 1.0]), *rng.sample(accounts, 2)))
+        sellers.append(rng.choice(by_symbol[symbol]) if rng.random() < 0.4 else None)
+    day_orders = orders(order_rows)
+    day_trades = trades(trade_rows).with_columns(  # some trades fill (part of) a resting order of their symbol
+        pl.Series("resting", sellers, dtype=pl.String)).with_columns(
+        pl.coalesce("resting", "seller_order_id").alias("seller_order_id")).drop("resting")
+    day = inputs(day_trades, day_orders)
+    fills = day.fills.with_row_index("fill_row")
+    got = {r["fill_row"]: (r["best_bid"], r["best_ask"])
+           for r in _book_quotes(day, fills.filter(pl.col(Fill.IS_TAKER))).collect().iter_rows(named=True)
+           if (r["best_bid"], r["best_ask"]) != (None, None)}
+    all_fills, expected = fills.collect(), {}
+    for symbol in symbols:
+        def of(frame: pl.DataFrame, symbol: str = symbol) -> pl.DataFrame:
+            return frame.filter(pl.col("symbol") == symbol)
+        expected.update(_naive_quotes(of(day_trades), of(day_orders), of(all_fills)))
+    assert len(expected) > 300
+    assert got == expected
+
+
+def test_time_buckets_search_like_searchsorted():
+    # The ranks [a, b) of an order come from a bucket table and a short search: the same as a binary search
+    # for times in bursts, in gaps, before a symbol's first time and after its last, and for a symbol
+    # without times.
+    rng = np.random.default_rng(5)
+    bursts = [rng.integers(2_000, 3_000, 400), rng.integers(10**9, 10**9 + 50, 300), rng.integers(1, 10**11, 500)]
+    times = np.unique(np.concatenate([(code << _CLOCK_BITS) + offsets for code, offsets in zip([0, 0, 2], bursts)]))
+    clock = np.concatenate([times, times - 1, times + 1, rng.integers(0, 4 << _CLOCK_BITS, 5_000),
+                            (np.arange(4) << _CLOCK_BITS) + 1, (np.arange(4) << _CLOCK_BITS) + (1 << _CLOCK_BITS) - 1])
+    for index in (np.int32, np.int64):
+        a, b = _live_ranks(times, clock, clock, 4, index)
+        assert np.array_equal(a, np.searchsorted(times, clock, side="left"))
+        assert np.array_equal(b, np.searchsorted(times, clock, side="right"))
+    a, b = _live_ranks(times[:0], clock, clock, 4, np.int64)  # no times at all
+    assert not a.any() and not b.any()
+
+
+_REVERSAL_ROWS = [
+    (0, "BTCUSDT", "buy", 100.0, 1.0, "a", "m"),
+    (5, "BTCUSDT", "buy", 101.0, 1.0, "b", "m"),
+    (20, "BTCUSDT", "sell", 99.0, 1.0, "m", "c"),
+    (40, "BTCUSDT", "sell", 98.0, 1.0, "m", "b"),
+    (50, "BTCUSDT", "sell", 98.5, 1.0, "c", "a"),
+    (50, "ETHUSDT", "buy", 10.0, 1.0, "b", "c"),
+    (70, "ETHUSDT", "sell", 9.5, 1.0, "a", "b"),
+]
+
+
+def _same_features(left: dict, right: dict, approx) -> None:
+    assert left.keys() == right.keys()
+    for account, row in left.items():
+        for name in NAMES[1:]:
+            assert right[account][name] == (None if row[name] is None else approx(row[name])), (account, name)
+
+
+def test_tape_out_of_time_order_gives_the_same_features(approx):
+    in_order = by_account(price_impact_features(inputs(trades(_REVERSAL_ROWS), reversal_seconds=30)))
+    shuffled = by_account(price_impact_features(inputs(trades(_REVERSAL_ROWS[::-1]), reversal_seconds=30)))
+    assert in_order["a"]["reversal_bps"] is not None and in_order["b"]["effective_spread_bps"] is not None
+    _same_features(in_order, shuffled, approx)
+
+
+def test_fills_far_from_the_day_start_keep_their_time_order(approx):
+    # 40 days after the day's start the book's clock is clipped (+-25 days): one value for every fill.
+    # The bounce and the reversal still see the fills of a symbol in time order, as on the day itself.
+    shift = 40 * 86400
+    far_rows = [(seconds + shift, *rest) for seconds, *rest in _REVERSAL_ROWS[::-1]]
+    near = by_account(price_impact_features(inputs(trades(_REVERSAL_ROWS), reversal_seconds=30)))
+    far_day = inputs(trades(far_rows), reversal_seconds=30)
+    _same_features(near, by_account(price_impact_features(far_day)), approx)
+    ordered, _ = _ordered_takers(far_day, far_day.fills.with_row_index("fill_row").filter(pl.col(Fill.IS_TAKER)))
+    assert ordered.group_by("symbol_code").agg(pl.col("timestamp").is_sorted()).get_column("timestamp").all()
