@@ -20,6 +20,15 @@ INSTALL_REQUIRES = [
     "structlog==26.1.0",
     "openpyxl==3.1.5",
     "redis==8.1.0",
+    # models: scikit-learn estimators, Keras 3 on TensorFlow (imported in ml/autoencoder.py only), MLflow registry
+    "scikit-learn==1.9.1",
+    "keras==3.15.1",
+    "tensorflow-cpu==2.21.0",
+    "protobuf==6.33.6",
+    "mlflow==3.17.2",
+    # reports
+    "matplotlib==3.11.2",
+    "reportlab==5.1.0",
 ]
 
 EXTRAS_REQUIRE = {

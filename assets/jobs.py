@@ -1,12 +1,18 @@
 """Jobs the sensors and schedules launch."""
 from dagster import AssetSelection, define_asset_job
 
-
-# Everything partitioned by day; grows as later stages (features, detections, alerts) join the graph.
-daily_batch_selection = AssetSelection.groups("ingestion", "storage", "features", "detections")
+# Everything partitioned by day: read, validate, store, features, rule detections, model scores.
+daily_batch_selection = AssetSelection.groups("ingestion", "storage", "features", "detections", "scoring")
 
 daily_batch_job = define_asset_job(
     "daily_batch_job", selection=daily_batch_selection,
-    description="Read, validate and store one day of trades and orders, compute its features and run the "
-                "rule detectors.",
+    description="Read, validate and store one day of trades and orders, compute its features, run the rule "
+                "detectors and score every account-day with the champion models.",
+)
+
+# The unpartitioned model assets: training set, the three models, the ensemble.
+retraining_job = define_asset_job(
+    "retraining_job", selection=AssetSelection.groups("models"),
+    description="Train the models on the newest labelled feature days and register them in MLflow; the "
+                "promotion gate decides which versions become champion.",
 )

@@ -26,6 +26,9 @@ config_app = typer.Typer(help="Show or check the configuration.", no_args_is_hel
 app.add_typer(config_app, name="config")
 features_app = typer.Typer(help="The feature catalogue.", no_args_is_help=True)
 app.add_typer(features_app, name="features")
+models_app = typer.Typer(help="Registered models (MLflow): list versions, roll the champion back.",
+                         no_args_is_help=True)
+app.add_typer(models_app, name="models")
 out = Console(soft_wrap=True, highlight=False)
 err = Console(stderr=True, soft_wrap=True, highlight=False)
 
@@ -286,6 +289,106 @@ def evaluate(
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(document, indent=2) + "\n")
     out.print(f"wrote {target}", markup=False)
+
+
+TrackingOption = Annotated[str | None, typer.Option(
+    "--tracking-uri", help="MLflow store (default: services.mlflow_tracking_uri / MLFLOW_TRACKING_URI)")]
+
+
+def _fmt_metric(value) -> str:
+    return "n/a" if value is None else (f"{value:.3f}" if isinstance(value, float) else str(value))
+
+
+@app.command()
+def train(
+    scenario_days: Annotated[int | None, typer.Option("--scenario-days", help="days of generated labelled "
+                                                      "scenarios (default models.training.scenario_days)")] = None,
+    seed: Annotated[int, typer.Option(help="scenario seed")] = 7,
+    report_dir: Annotated[Path | None, typer.Option("--report", help="folder of the performance report "
+                                                    "(default <paths.models_dir>/training-<UTC time>)")] = None,
+    tracking_uri: TrackingOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Generate labelled scenarios, train the three models and their ensemble, register them in MLflow
+    (a new version becomes champion only if it beats the current one) and write the performance report."""
+    from datetime import datetime, timezone
+
+    from surveillance_pipeline.ml.base import ModelError
+    from surveillance_pipeline.ml.dataset import TrainingDataError
+    from surveillance_pipeline.ml.service import registry_for, train_on_scenarios
+
+    settings = _settings(config)
+    if scenario_days is not None and scenario_days < 3:
+        err.print("[red]--scenario-days must be at least 3 (train, validation and test days)[/red]")
+        raise typer.Exit(2)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    folder = report_dir or settings.resolve(settings.paths.models_dir) / f"training-{stamp}"
+    registry = registry_for(settings, tracking_uri)
+    out.print(f"training on {scenario_days or settings.models.training.scenario_days} days of generated "
+              f"scenarios (seed {seed}); MLflow: {registry.tracking_uri}")
+    try:
+        outcome = train_on_scenarios(settings, registry, scenario_days, seed, folder)
+    except (ModelError, TrainingDataError) as exc:
+        err.print(f"[red]training failed:[/red] {escape(str(exc))}")
+        raise typer.Exit(1) from None
+    _print_training(outcome)
+
+
+def _print_training(outcome) -> None:
+    result = outcome.result
+    out.print(f"{'model':<18} {'split':<11} {'precision':>9} {'recall':>7} {'F1':>6} {'AUC-ROC':>8} {'AP':>6}")
+    for row in result.metric_rows():
+        out.print(f"{row['model']:<18} {row['split']:<11} {_fmt_metric(row['precision']):>9} "
+                  f"{_fmt_metric(row['recall']):>7} {_fmt_metric(row['f1']):>6} {_fmt_metric(row['auc_roc']):>8} "
+                  f"{_fmt_metric(row['average_precision']):>6}")
+    out.print(f"selected on validation ({result.metric}): {result.selected}; ensemble weights "
+              f"{result.models['ensemble'].details.get('weights')}")
+    for kind, reason in result.skipped.items():
+        out.print(f"[yellow]not trained[/yellow] {kind}: {escape(reason)}")
+    for registration in outcome.registrations.values():
+        state = "champion" if registration.promoted else f"champion stays v{registration.champion_version}"
+        out.print(f"registered {registration.name} v{registration.version} ({state}): {escape(registration.reason)}")
+    if outcome.report:
+        out.print(f"report: {outcome.report['pdf']} (+ metrics.csv, metrics.json, roc.png, pr.png)")
+
+
+@models_app.command("list")
+def models_list(tracking_uri: TrackingOption = None, config: ConfigOption = None) -> None:
+    """Every registered version of the four models, which one is champion, and its validation figure."""
+    from surveillance_pipeline.ml.service import registry_for
+
+    registry = registry_for(_settings(config), tracking_uri)
+    rows = registry.describe()
+    if not rows:
+        out.print(f"no registered models in {registry.tracking_uri}: run `surveillance train`")
+        return
+    for row in rows:
+        mark = "*" if row["champion"] else " "
+        out.print(f"{mark} {row['name']:<32} v{row['version']:<4} validation AP "
+                  f"{_fmt_metric(row['validation_average_precision']):>6}  {escape(row['gate'])}")
+    out.print("* = champion")
+
+
+@models_app.command("rollback")
+def models_rollback(
+    name: Annotated[str, typer.Argument(help="isolation-forest | autoencoder | random-forest | ensemble "
+                                        "(or the full registered name)")],
+    to_version: Annotated[int | None, typer.Option("--to", help="the version to make champion (default: the "
+                                                   "champion before the current one)")] = None,
+    tracking_uri: TrackingOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Move the champion alias back to an earlier version."""
+    from surveillance_pipeline.ml.base import ModelError
+    from surveillance_pipeline.ml.service import registry_for
+
+    registry = registry_for(_settings(config), tracking_uri)
+    try:
+        previous, current = registry.rollback(name, to_version)
+    except ModelError as exc:
+        err.print(f"[red]rollback failed:[/red] {escape(str(exc))}")
+        raise typer.Exit(1) from None
+    out.print(f"{registry.model_name(name)}: champion v{previous} -> v{current}")
 
 
 @features_app.command("docs")

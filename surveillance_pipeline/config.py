@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from surveillance_pipeline.contract import Trade
 from surveillance_pipeline.detectors.settings import RulesSettings
 from surveillance_pipeline.evaluation import EvaluationSettings
+from surveillance_pipeline.ml.settings import MLSettings
 
 ENV_PREFIX = "SURVEILLANCE__"
 CONVENTIONAL_ENV = {
@@ -44,6 +45,8 @@ class PathsSettings(_Section):
     landing_dir: Path = Path("data/landing")
     warehouse_dir: Path = Path("data/warehouse")
     rejects_dir: Path = Path("data/rejects")
+    labels_dir: Path = Path("data/labels")
+    models_dir: Path = Path("data/models")
 
 
 class DatabaseSettings(_Section):
@@ -88,6 +91,8 @@ class FeatureSelectionSettings(_Section):
     exclude: list[str] = Field(default_factory=list)
     variance_min: float = Field(1e-12, ge=0.0, description="drop features whose scaled variance is below")
     correlation_max: float = Field(0.95, gt=0.0, le=1.0, description="drop the later of two features above")
+    compress_tails: bool = Field(True, description="after robust scaling, x -> sign(x)·log(1+|x|) so that extreme "
+                                 "accounts do not swamp distances and squared errors")
 
 
 class FeatureSettings(_Section):
@@ -128,6 +133,7 @@ class Settings(_Section):
     logging: LoggingSettings = LoggingSettings()
     detectors: RulesSettings = RulesSettings()
     evaluation: EvaluationSettings = EvaluationSettings()
+    models: MLSettings = MLSettings()
     root: Path = PROJECT_ROOT
 
     def resolve(self, path: Path) -> Path:

@@ -9,15 +9,18 @@ from dagster import Definitions, load_assets_from_modules
 import assets.detections
 import assets.features
 import assets.ingestion
+import assets.models
 import assets.storage
-from assets.jobs import daily_batch_job
+from assets.jobs import daily_batch_job, retraining_job
 from resources.database import DatabaseResource
 from resources.io_managers import PolarsParquetIOManager
+from resources.mlflow import MLflowResource
 from resources.settings import SettingsResource
 from schedules.nightly_batch_schedule import nightly_batch_schedule
+from schedules.retraining_schedule import weekly_retraining_schedule
 from sensors.landing_folder_sensor import landing_folder_sensor
 
-ASSET_MODULES = [assets.ingestion, assets.storage, assets.features, assets.detections]
+ASSET_MODULES = [assets.ingestion, assets.storage, assets.features, assets.detections, assets.models]
 
 
 def build_resources() -> dict:
@@ -26,14 +29,15 @@ def build_resources() -> dict:
         "settings": SettingsResource(),
         "database": DatabaseResource(),
         "io_manager": PolarsParquetIOManager(),
+        "mlflow": MLflowResource(),
     }
 
 
 defs = Definitions(
     assets=load_assets_from_modules(ASSET_MODULES),
-    jobs=[daily_batch_job],
+    jobs=[daily_batch_job, retraining_job],
     sensors=[landing_folder_sensor],
-    schedules=[nightly_batch_schedule],
+    schedules=[nightly_batch_schedule, weekly_retraining_schedule],
     resources=build_resources(),
 )
 

@@ -43,12 +43,32 @@ def run_demo(settings: Settings, out_dir: Path, seed: int, console: Console) -> 
     console.print(f"   {scenario.trades.height:,} trades, {scenario.orders.height:,} order events, "
                   f"{scenario.labels.height} labelled episodes -> {out_dir}")
 
+    labels_dir = settings.resolve(settings.paths.labels_dir)
+    _land(paths["labels"], labels_dir / f"{day}.csv")  # what the weekly retraining learns from
+
+    from surveillance_pipeline.ml.service import registry_for, train_on_scenarios
+
+    registry = registry_for(settings)
+    if registry.champion_version("ensemble") is None:
+        report_dir = settings.resolve(settings.paths.models_dir) / "initial-training"
+        console.print(f"[bold]   no champion model in {registry.tracking_uri}:[/bold] initial training on "
+                      f"{settings.models.training.scenario_days} generated days (`surveillance train`)")
+        outcome = train_on_scenarios(settings, registry, seed=seed + 1000, report_dir=report_dir)
+        for row in outcome.result.metric_rows():
+            if row["split"] == "test":
+                console.print(f"   test {row['model']:<17} precision {_fmt(row['precision'])} recall "
+                              f"{_fmt(row['recall'])} AUC {_fmt(row['auc_roc'])}")
+        console.print(f"   registered: {', '.join(f'{r.name} v{r.version}' for r in outcome.registrations.values())}"
+                      f"; report {outcome.report.get('pdf')}")
+    else:
+        console.print(f"   champion ensemble v{registry.champion_version('ensemble')} in {registry.tracking_uri}")
+
     landing = settings.resolve(settings.paths.landing_dir) / day
     _land(paths["trades"], landing / "trades.csv", BROKEN_TRADE_ROWS)
     _land(paths["orders"], landing / "orders.csv")
     console.print(f"[bold]2. landed[/bold] trades.csv (+{len(BROKEN_TRADE_ROWS)} broken rows) and orders.csv in {landing}")
 
-    console.print(f"[bold]3. materialising partition {day}[/bold] (raw -> validated -> stored -> features -> rule detections, with asset checks)")
+    console.print(f"[bold]3. materialising partition {day}[/bold] (raw -> validated -> stored -> features -> rule detections -> model scores, with asset checks)")
     result = run_daily_batch(day)
     for event in result.get_asset_materialization_events():
         mat = event.event_specific_data.materialization
@@ -80,3 +100,22 @@ def run_demo(settings: Settings, out_dir: Path, seed: int, console: Console) -> 
     console.print("   against the day's labels (`surveillance evaluate`):")
     for line in report.format_table().splitlines():
         console.print(f"   {line}", markup=False, highlight=False)
+
+    scores = pl.read_parquet(settings.resolve(settings.paths.warehouse_dir) / "model_scores" / f"{day}.parquet")
+    flagged = scores.filter(pl.col("anomalous"))
+    console.print(f"[bold]6. model scores[/bold]: {scores.height} account-days, {flagged.height} at or above the "
+                  f"ensemble threshold (source: {scores['model_source'][0] if scores.height else 'n/a'}, "
+                  f"models {scores['models'][0] if scores.height else 'n/a'})")
+    from surveillance_pipeline.ml.dataset import account_day_labels
+
+    abusive = set(account_day_labels(scenario.labels).get_column("account_id").to_list())
+    for row in scores.head(8).iter_rows(named=True):
+        mark = "labelled abusive" if row["account_id"] in abusive else ""
+        console.print(f"   {row['account_id']:<10} score {row['score']:.3f}  {row['top_features']:<70} {mark}")
+    top = scores.head(max(len(abusive), 1))
+    hits = top.filter(pl.col("account_id").is_in(list(abusive))).height
+    console.print(f"   of the {len(abusive)} labelled abusive accounts, {hits} are among the top {top.height} scores")
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.2f}"

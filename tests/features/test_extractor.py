@@ -15,7 +15,7 @@ def _table():
 
 
 def test_selection_and_robust_scaling():
-    extractor = FeatureExtractor().fit(_table())
+    extractor = FeatureExtractor(compress_tails=False).fit(_table())
     assert extractor.features_ == ["x", "y"]
     assert extractor.dropped_ == {"constant": "low variance", "x_twice": "correlated"}
     assert (extractor.center_["x"], extractor.scale_["x"]) == (3.0, 2.0)
@@ -24,6 +24,14 @@ def test_selection_and_robust_scaling():
     assert out["x"].to_list() == [-1.0, -0.5, 0.0, 0.5, 48.5]  # (1-3)/2 ... (100-3)/2
     assert out["y"].to_list() == [0.0, 0.5, -0.5, 0.5, -0.5]   # missing -> median -> 0
     assert out["y_missing"].to_list() == [1.0, 0.0, 0.0, 0.0, 0.0]
+
+
+def test_compressed_tails_keep_order_and_shrink_extremes():
+    import math
+
+    out = FeatureExtractor().fit(_table()).transform(_table())
+    assert out["x"].to_list() == pytest.approx([-math.log(2), -math.log(1.5), 0.0, math.log(1.5), math.log(49.5)])
+    assert out["y_missing"].to_list() == [1.0, 0.0, 0.0, 0.0, 0.0]  # indicators are not transformed
 
 
 def test_include_exclude_and_round_trip():
