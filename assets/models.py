@@ -9,6 +9,7 @@ from dagster import (
     AssetDep,
     AssetExecutionContext,
     AssetIn,
+    BackfillPolicy,
     MetadataValue,
     Output,
     asset,
@@ -76,7 +77,7 @@ def _train_member(kind: str, context: AssetExecutionContext, table: pl.DataFrame
         return Output(_record(kind, NOT_TRAINED, reason, None, {}), metadata={"status": NOT_TRAINED, "reason": reason})
     trained = trainer.train_model(kind, data)
     registry = mlflow.registry(cfg)
-    registration = register_model(registry, trained, data, cfg, tags={"trigger": "dagster", "run_id": context.run_id})
+    registration = register_model(registry, trained, data, cfg, tags={"trigger": "dagster", "run_id": context.run.run_id})
     context.log.info(f"{registration.name} v{registration.version}: {registration.reason}")
     return Output(_record(kind, TRAINED, "", registration, trained.metrics),
                   metadata=_metadata(registration, trained.metrics, registry.tracking_uri))
@@ -124,7 +125,7 @@ def model_ensemble(context: AssetExecutionContext, training_set: pl.DataFrame,
         bundle = registry.load(row["model"], row["version"])
         members[row["model"]] = evaluate_bundle(trainer, row["model"], bundle, data)
     trained = trainer.build_ensemble(members, data)
-    registration = register_model(registry, trained, data, cfg, tags={"trigger": "dagster", "run_id": context.run_id,
+    registration = register_model(registry, trained, data, cfg, tags={"trigger": "dagster", "run_id": context.run.run_id,
                                   "members": json.dumps({k: int(r.row(0, named=True)["version"] or 0) for k, r in
                                                          zip(MEMBERS, (isolation_forest_model, autoencoder_model,
                                                                        random_forest_model))})})
@@ -135,7 +136,7 @@ def model_ensemble(context: AssetExecutionContext, training_set: pl.DataFrame,
 
 
 @asset(partitions_def=daily_partitions, group_name="scoring", kinds={"polars", "mlflow"},
-       metadata={PARTITION_COLUMN: DATE}, ins={"account_features": AssetIn()},
+       backfill_policy=BackfillPolicy.single_run(), metadata={PARTITION_COLUMN: DATE}, ins={"account_features": AssetIn()},
        deps=[AssetDep("model_ensemble")])
 def model_scores(context: AssetExecutionContext, account_features: pl.DataFrame, settings: SettingsResource,
                  mlflow: MLflowResource) -> Output[pl.DataFrame]:

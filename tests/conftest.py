@@ -53,6 +53,17 @@ def write(tmp_path: Path):
     return _write
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_mlflow_store(tmp_path_factory) -> Iterator[None]:
+    """Code that reaches the configured MLflow store in a test writes to a throw-away one, never the project's."""
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        yield
+        return
+    os.environ["MLFLOW_TRACKING_URI"] = str(tmp_path_factory.mktemp("mlflow-default"))
+    yield
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: long-running; `make test-fast` skips them")
 

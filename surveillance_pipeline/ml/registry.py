@@ -145,11 +145,11 @@ class ModelRegistry:
                 mlflow.log_dict(_jsonable(trained.details), "details.json")
             for label, path in (artifacts or {}).items():
                 mlflow.log_artifact(str(path), artifact_path=label)
+            # Output schema only: feature tables carry integer and float columns that may be missing on a
+            # given day, and MLflow's input enforcement would refuse an int column declared double.
             example = validation_table.head(5).drop("label", "patterns", "split", strict=False)
-            example = example.with_columns(pl.col(c).cast(pl.Float64) for c, dtype in example.schema.items()
-                                           if dtype.is_integer())  # features may be missing: never int
-            signature = mlflow.models.infer_signature(example.to_pandas(),
-                                                      trained.bundle.score_table(example).to_pandas())
+            outputs = mlflow.models.infer_signature(trained.bundle.score_table(example).to_pandas()).inputs
+            signature = mlflow.models.ModelSignature(inputs=None, outputs=outputs)
             info = mlflow.pyfunc.log_model(name="model", signature=signature, python_model=str(MODEL_CODE),
                                            artifacts={BUNDLE_ARTIFACT: str(bundle_dir)},
                                            pip_requirements=PIP_REQUIREMENTS, registered_model_name=name,
