@@ -343,6 +343,16 @@ def _print_training(outcome) -> None:
                   f"{_fmt_metric(row['average_precision']):>6}")
     out.print(f"selected on validation ({result.metric}): {result.selected}; ensemble weights "
               f"{result.models['ensemble'].details.get('weights')}")
+    recall = result.pattern_recall("test")
+    if recall:
+        kinds = list(result.models)
+        out.print("recall per pattern on the test days (abusive account-days found / labelled):")
+        out.print(f"{'pattern':<20} " + " ".join(f"{k:>17}" for k in kinds))
+        table = {(r["pattern"], r["model"]): r for r in recall}
+        for pattern in sorted({r["pattern"] for r in recall}):
+            cells = [table.get((pattern, k)) for k in kinds]
+            out.print(f"{pattern:<20} " + " ".join(f"{c['found']:>6}/{c['account_days']:<4} {c['recall']:>5.2f}"
+                                                  if c else f"{'':>17}" for c in cells))
     for kind, reason in result.skipped.items():
         out.print(f"[yellow]not trained[/yellow] {kind}: {escape(reason)}")
     for registration in outcome.registrations.values():

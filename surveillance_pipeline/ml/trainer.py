@@ -68,6 +68,25 @@ class TrainingResult:
         return [{"model": kind, "split": split, **trained.metrics[split]}
                 for kind, trained in self.models.items() for split in ("validation", "test")]
 
+    def pattern_recall(self, split: str = "test") -> list[dict]:
+        """Per model and abuse pattern: abusive account-days of `split` and how many the model flagged."""
+        frame = self.prepared.frame(split)
+        if not self.prepared.labelled:
+            return []
+        patterns = frame.get_column(PATTERNS).to_list()
+        rows = []
+        for kind, trained in self.models.items():
+            flagged = trained.scores[split] >= trained.metrics[split]["threshold"]
+            counts: dict[str, list[int]] = {}
+            for joined, hit in zip(patterns, flagged):
+                for pattern in (joined.split(";") if joined else []):
+                    entry = counts.setdefault(pattern, [0, 0])
+                    entry[0] += 1
+                    entry[1] += int(hit)
+            rows += [{"model": kind, "pattern": p, "account_days": n, "found": k, "recall": k / n}
+                     for p, (n, k) in sorted(counts.items())]
+        return rows
+
     def test_curves(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         y = self.prepared.y["test"]
         return {} if y is None else {kind: (y, trained.scores["test"]) for kind, trained in self.models.items()}
