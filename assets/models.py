@@ -75,8 +75,13 @@ def _train_member(kind: str, context: AssetExecutionContext, table: pl.DataFrame
         reason = "supervised: the training set has no labels (put episode labels in paths.labels_dir)"
         context.log.warning(f"{kind} not trained: {reason}")
         return Output(_record(kind, NOT_TRAINED, reason, None, {}), metadata={"status": NOT_TRAINED, "reason": reason})
-    trained = trainer.train_model(kind, data)
     registry = mlflow.registry(cfg)
+    champion = registry.champion_version(kind) if kind == "random_forest" else None
+    if champion is not None and cfg.models.random_forest.retrain == "grow":
+        trained = trainer.grow_forest(registry.load(kind), data, champion)
+        context.log.info(f"random_forest grown from v{champion}: {trained.details}")
+    else:
+        trained = trainer.train_model(kind, data)
     registration = register_model(registry, trained, data, cfg, tags={"trigger": "dagster", "run_id": context.run.run_id})
     context.log.info(f"{registration.name} v{registration.version}: {registration.reason}")
     return Output(_record(kind, TRAINED, "", registration, trained.metrics),

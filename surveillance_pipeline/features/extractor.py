@@ -14,6 +14,11 @@ from surveillance_pipeline.features.base import ACCOUNT, DATE
 KEY_COLUMNS = (ACCOUNT, DATE)
 
 
+def _finite_or_null(values: pl.DataFrame) -> pl.DataFrame:
+    """NaN and ±inf (a ratio over zero) count as missing: the median stands in and the indicator says so."""
+    return values.with_columns(pl.when(pl.all().is_finite()).then(pl.all()).name.keep())
+
+
 class FeatureExtractor:
     """fit / transform in scikit-learn's manner: `__init__` stores settings, `fit` learns (trailing `_`).
 
@@ -52,8 +57,7 @@ class FeatureExtractor:
     def fit(self, table: pl.DataFrame) -> FeatureExtractor:
         """Learn medians, IQRs and the selected features from training account-days."""
         candidates = self._candidates(table)
-        values = table.select(pl.col(candidates).cast(pl.Float64)).with_columns(
-            pl.all().fill_nan(None))
+        values = _finite_or_null(table.select(pl.col(candidates).cast(pl.Float64)))
         median = values.median().row(0)
         q75, q25 = values.quantile(0.75, "linear").row(0), values.quantile(0.25, "linear").row(0)
         self.center_ = {c: (m if m is not None else 0.0) for c, m in zip(candidates, median)}
@@ -96,7 +100,7 @@ class FeatureExtractor:
         absent = [c for c in self.features_ if c not in table.columns]
         if absent:
             raise ValueError(f"the feature table lacks fitted features {absent}")
-        values = table.select(pl.col(self.features_).cast(pl.Float64)).with_columns(pl.all().fill_nan(None))
+        values = _finite_or_null(table.select(pl.col(self.features_).cast(pl.Float64)))
         indicators = [values.get_column(c).is_null().cast(pl.Float64).alias(f"{c}_missing")
                       for c in self.missing_indicators_ if c in self.features_]
         keys = table.select([c for c in KEY_COLUMNS if c in table.columns])

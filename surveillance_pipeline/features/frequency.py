@@ -152,7 +152,8 @@ def frequency_features(inputs: FeatureInputs) -> pl.LazyFrame:
         pl.col("trades_week").fill_null(0),
         pl.col("max_trades_per_hour").fill_null(0),
         (pl.col("new_orders").fill_null(0) / pl.max_horizontal(fills, pl.lit(1))).alias("order_to_trade_ratio"),
-        (pl.col("cancels") / pl.col("new_orders")).alias("cancel_rate"),
+        # undefined (null) for an account that only cancelled orders placed on earlier days
+        pl.when(pl.col("new_orders") > 0).then(pl.col("cancels") / pl.col("new_orders")).alias("cancel_rate"),
         pl.col("max_orders_per_second").fill_null(0),
         pl.col("max_orders_per_minute").fill_null(0),
         pl.col("cancel_latency_median_ms"),

@@ -150,4 +150,5 @@ class IsolationForestModel:
         model.n_features_in_ = state["n_features_in"]
         if state.get("tuning"):
             model.tuning_ = state["tuning"]
+            model.tuned_params_ = dict(state["params"])  # a re-fit after loading keeps the tuned choice
         return model

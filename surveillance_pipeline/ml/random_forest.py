@@ -71,6 +71,7 @@ class RandomForestModel:
             n_estimators=s.n_estimators, max_depth=s.max_depth, min_samples_leaf=s.min_samples_leaf,
             max_features=s.max_features, class_weight=s.class_weight, random_state=s.random_state, n_jobs=-1)
         self.estimator_.fit(*self._resample(X, y))
+        self._single_threaded()
         self.n_features_in_ = X.shape[1]
         self._choose_cut(X_val, y_val)
         return self
@@ -86,10 +87,18 @@ class RandomForestModel:
         weights = _class_weights(y) if self.settings.class_weight else None
         self.estimator_.set_params(warm_start=True, n_estimators=self.estimator_.n_estimators + added,
                                    class_weight=weights)
+        self.estimator_.set_params(n_jobs=-1)
         self.estimator_.fit(*self._resample(X, y))
         self.estimator_.set_params(warm_start=False)
+        self._single_threaded()
         self._choose_cut(X_val, y_val)
         return self
+
+    def _single_threaded(self) -> None:
+        # Fitting uses every core; predicting on one thread sums the trees in a fixed order, so the same rows
+        # always get the same probability (threads finishing in any order change the last bits, and a row
+        # exactly at the cut would then flip).
+        self.estimator_.set_params(n_jobs=1)
 
     def _choose_cut(self, X_val, y_val) -> None:
         cut = None

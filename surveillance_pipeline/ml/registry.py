@@ -13,7 +13,6 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import numpy as np
-import polars as pl
 
 from surveillance_pipeline.log import get_logger
 from surveillance_pipeline.ml.base import ModelError

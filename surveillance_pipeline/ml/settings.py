@@ -53,6 +53,10 @@ class RandomForestSettings(_Section):
     oversample_ratio: float = Field(0.0, ge=0.0, le=1.0, description="resample abusive account-days (with "
                                     "replacement) up to this share of the ordinary ones; 0: class weights only")
     warm_start_trees: int = Field(100, ge=1, description="trees added per retraining when growing a forest")
+    retrain: Literal["refit", "grow"] = Field("refit", description="scheduled retraining: fit a new forest, or grow "
+                                              "the champion with warm_start_trees trees fitted on the new data "
+                                              "(scaled as the champion was)")
+    max_trees: int = Field(1000, ge=10, description="a forest that would grow past this is refitted instead")
     random_state: int = 0
 
 

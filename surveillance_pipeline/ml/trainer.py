@@ -1,6 +1,7 @@
 """ModelTrainer: account-day features + labels -> three models and their ensemble, judged on later days."""
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -160,6 +161,28 @@ class ModelTrainer:
         bundle = ModelBundle(model, data.extractor)
         scores = {split: model.score_samples(data.X[split]) for split in ("validation", "test")}
         return TrainedModel(kind, bundle, self._evaluate(kind, bundle, scores, data), scores, details)
+
+    def grow_forest(self, previous: ModelBundle, data: PreparedData, version: int | None = None) -> TrainedModel:
+        """Retraining by warm start: the champion forest plus `warm_start_trees` trees fitted on the new training
+        days, scaled with the champion's own extractor. Refits instead when the forest would pass `max_trees`."""
+        settings = self.settings.random_forest
+        forest = previous.model
+        if not data.labelled:
+            raise ModelError("random_forest: supervised: the training set has no labels")
+        if len(forest.estimator_.estimators_) + settings.warm_start_trees > settings.max_trees:
+            trained = self.train_model("random_forest", data)
+            trained.details["refitted"] = f"growing would pass max_trees={settings.max_trees}"
+            return trained
+        model = copy.deepcopy(forest)
+        X = {split: previous.matrix(data.frame(split)) for split in SPLITS}
+        before = len(model.estimator_.estimators_)
+        model.grow(X["train"], data.y["train"], settings.warm_start_trees, X_val=X["validation"],
+                   y_val=data.y["validation"])
+        bundle = ModelBundle(model, previous.extractor)
+        scores = {split: model.score_samples(X[split]) for split in ("validation", "test")}
+        details = {"grown_from_version": version, "trees_before": before, "trees": len(model.estimator_.estimators_)}
+        return TrainedModel("random_forest", bundle, self._evaluate("random_forest", bundle, scores, data), scores,
+                            details)
 
     def build_ensemble(self, trained: dict[str, TrainedModel], data: PreparedData) -> TrainedModel:
         """The weighted vote of the trained models; weights chosen on the validation days when labelled."""

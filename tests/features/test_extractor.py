@@ -34,6 +34,13 @@ def test_compressed_tails_keep_order_and_shrink_extremes():
     assert out["y_missing"].to_list() == [1.0, 0.0, 0.0, 0.0, 0.0]  # indicators are not transformed
 
 
+def test_infinite_values_count_as_missing():
+    table = _table().with_columns(pl.Series("x", [1.0, 2.0, float("inf"), 4.0, 100.0]))
+    extractor = FeatureExtractor(compress_tails=False).fit(table)
+    out = extractor.transform(table)
+    assert out["x"].is_finite().all() and out["x_missing"].to_list() == [0.0, 0.0, 1.0, 0.0, 0.0]
+
+
 def test_include_exclude_and_round_trip():
     extractor = FeatureExtractor(include=["x", "y", "constant"], exclude=["y"]).fit(_table())
     assert extractor.features_ == ["x"]

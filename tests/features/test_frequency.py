@@ -96,3 +96,12 @@ def test_cancel_latency_takes_the_first_new_and_the_first_cancel():
     row = by_account(frequency_features(inputs(trades([]), day_orders)))["a"]
     assert row["cancel_latency_median_ms"] == (2000 + 500) / 2 and row["fast_cancel_share"] == 0.5
     assert row["cancel_rate"] == 4 / 3  # cancel events / new events
+
+
+def test_cancel_rate_is_undefined_for_an_account_that_only_cancels_earlier_orders():
+    day_orders = orders([
+        (5.0, "old-1", "e", "BTCUSDT", "buy", None, None, "cancel"),   # placed on an earlier day
+        (6.0, "old-2", "e", "BTCUSDT", "buy", None, None, "cancel"),
+    ])
+    rows = by_account(frequency_features(inputs(trades([(0, "BTCUSDT", "buy", 100.0, 1.0, "a", "b")]), day_orders)))
+    assert rows["e"]["cancel_rate"] is None  # not inf: no new order today to divide by

@@ -133,3 +133,21 @@ def test_weekly_retraining_schedule_is_defined_and_runs_the_model_assets():
     request = weekly_retraining_schedule(build_schedule_context(
         scheduled_execution_time=datetime(2026, 3, 8, 3, 0, tzinfo=timezone.utc)))
     assert request.run_key == "retrain-2026-03-08" and request.tags["trigger"] == "weekly_retraining_schedule"
+
+
+def test_retraining_can_grow_the_champion_forest(project):
+    config = project["config"]
+    config.write_text(config.read_text().replace("warm_start_trees: 10}", "warm_start_trees: 10, retrain: grow}"))
+    first = materialize([assets.models.training_set, assets.models.random_forest_model], resources=_resources(project))
+    assert first.success and _metadata(first, "random_forest_model")["version"] == 1
+    again = materialize([assets.models.training_set, assets.models.random_forest_model], resources=_resources(project))
+    assert again.success
+    from surveillance_pipeline.ml.registry import ModelRegistry
+
+    registry = ModelRegistry(project["tracking_uri"])
+    grown = registry.load("random_forest", 2).model
+    original = registry.load("random_forest", 1).model
+    assert len(grown.estimator_.estimators_) == len(original.estimator_.estimators_) + 10
+    run = registry.client.get_run(_metadata(again, "random_forest_model")["mlflow_run_id"])
+    details = {a.path for a in registry.client.list_artifacts(run.info.run_id)}
+    assert "details.json" in details
