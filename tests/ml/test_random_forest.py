@@ -1,4 +1,3 @@
-import joblib
 import numpy as np
 import pytest
 from sklearn.ensemble import RandomForestClassifier
