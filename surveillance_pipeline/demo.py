@@ -35,7 +35,9 @@ def _land(source: Path, target: Path, extra_rows: tuple[str, ...] = ()) -> None:
 def run_demo(settings: Settings, out_dir: Path, seed: int, console: Console) -> None:
     from surveillance_pipeline.definitions import run_daily_batch
 
-    spec = ScenarioSpec(days=1, seed=seed)
+    # The same crowd as the models' training days (models.training): 2,000 accounts, 20,000 trades.
+    spec = ScenarioSpec(days=1, seed=seed, accounts=settings.models.training.scenario_accounts,
+                        trades_per_day=settings.models.training.scenario_trades_per_day)
     day = spec.start_date.isoformat()
     console.print(f"[bold]1. generating a labelled day[/bold] ({day}, seed {seed})")
     scenario = generate_scenario(spec)

@@ -90,7 +90,7 @@ class TrainingSettings(_Section):
         "average_precision", description="compares models, ensemble weights and champion vs challenger")
     window_days: int = Field(90, ge=3, description="retraining reads the newest this many days of account features")
     scenario_days: int = Field(10, ge=3, description="days of generated scenarios for `surveillance train`")
-    scenario_accounts: int = Field(200, ge=20)
+    scenario_accounts: int = Field(2_000, ge=20, description="a realistic crowd: most accounts trade a few times a day")
     scenario_trades_per_day: int = Field(20_000, ge=1_000)
 
 

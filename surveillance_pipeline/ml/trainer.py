@@ -159,6 +159,11 @@ class ModelTrainer:
                 details["tuning_skipped"] = str(error)
         model.fit(data.X["train"], y_train, X_val=data.X["validation"], y_val=y_val)
         bundle = ModelBundle(model, data.extractor)
+        if kind == "random_forest":
+            ranked = sorted(zip(data.extractor.output_names_, model.feature_importances_), key=lambda p: -p[1])
+            details["feature_importances"] = {name: float(value) for name, value in ranked}
+        if kind == "autoencoder":
+            details["epochs_run"], details["best_epoch"] = model.epochs_run_, model.best_epoch_
         scores = {split: model.score_samples(data.X[split]) for split in ("validation", "test")}
         return TrainedModel(kind, bundle, self._evaluate(kind, bundle, scores, data), scores, details)
 
