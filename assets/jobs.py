@@ -2,12 +2,13 @@
 from dagster import AssetSelection, define_asset_job
 
 # Everything partitioned by day: read, validate, store, features, rule detections, model scores.
-daily_batch_selection = AssetSelection.groups("ingestion", "storage", "features", "detections", "scoring")
+daily_batch_selection = AssetSelection.groups("ingestion", "storage", "features", "detections", "scoring",
+                                              "alerts")
 
 daily_batch_job = define_asset_job(
     "daily_batch_job", selection=daily_batch_selection,
     description="Read, validate and store one day of trades and orders, compute its features, run the rule "
-                "detectors and score every account-day with the champion models.",
+                "detectors, score every account-day with the champion models, and raise the day's alerts.",
 )
 
 # The unpartitioned model assets: training set, the three models, the ensemble.

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from surveillance_pipeline.contract import Trade
 from surveillance_pipeline.detectors.settings import RulesSettings
+from surveillance_pipeline.engine.settings import EngineSettings
 from surveillance_pipeline.evaluation import EvaluationSettings
 from surveillance_pipeline.ml.settings import MLSettings
 
@@ -47,6 +48,8 @@ class PathsSettings(_Section):
     rejects_dir: Path = Path("data/rejects")
     labels_dir: Path = Path("data/labels")
     models_dir: Path = Path("data/models")
+    alerts_dir: Path = Path("data/alerts")
+    reports_dir: Path = Path("data/reports")
 
 
 class DatabaseSettings(_Section):
@@ -134,6 +137,7 @@ class Settings(_Section):
     detectors: RulesSettings = RulesSettings()
     evaluation: EvaluationSettings = EvaluationSettings()
     models: MLSettings = MLSettings()
+    engine: EngineSettings = EngineSettings()
     root: Path = PROJECT_ROOT
 
     def resolve(self, path: Path) -> Path:

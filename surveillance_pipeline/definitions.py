@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dagster import Definitions, load_assets_from_modules
 
+import assets.alerts
 import assets.detections
 import assets.features
 import assets.ingestion
@@ -20,7 +21,8 @@ from schedules.nightly_batch_schedule import nightly_batch_schedule
 from schedules.retraining_schedule import weekly_retraining_schedule
 from sensors.landing_folder_sensor import landing_folder_sensor
 
-ASSET_MODULES = [assets.ingestion, assets.storage, assets.features, assets.detections, assets.models]
+ASSET_MODULES = [assets.ingestion, assets.storage, assets.features, assets.detections, assets.models,
+                 assets.alerts]
 
 
 def build_resources() -> dict:

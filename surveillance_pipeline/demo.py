@@ -9,7 +9,6 @@ import polars as pl
 from rich.console import Console
 
 from surveillance_pipeline.config import Settings
-from surveillance_pipeline.detectors.alerts import write_alerts
 from surveillance_pipeline.evaluation import evaluate
 from surveillance_pipeline.scenarios import ScenarioSpec, generate_scenario, write_scenario
 from surveillance_pipeline.storage.database import Database
@@ -92,16 +91,9 @@ def run_demo(settings: Settings, out_dir: Path, seed: int, console: Console) -> 
     home = os.environ.get("DAGSTER_STORAGE_DIR") or os.environ.get("DAGSTER_HOME") or "(a temporary instance)"
     console.print(f"   Dagster run history: {home}; `make dev` shows the assets and this run in the UI")
 
-    alerts = pl.read_parquet(settings.resolve(settings.paths.warehouse_dir) / "rule_detections" / f"{day}.parquet")
-    csv_path, json_path = write_alerts(alerts.drop("date"), out_dir / "alerts")
-    console.print(f"[bold]5. rule detections[/bold]: {alerts.height} alerts -> {csv_path}, {json_path.name}")
-    for row in alerts.sort("risk_level", "window_start").head(8).iter_rows(named=True):
-        console.print(f"   {row['risk_level']:<6} {row['pattern']:<17} {row['symbol']:<8} "
-                      f"{row['explanation'][:150]}")
-    report = evaluate(alerts, scenario.labels, settings.evaluation, trade_count=scenario.trades.height)
-    console.print("   against the day's labels (`surveillance evaluate`):")
-    for line in report.format_table().splitlines():
-        console.print(f"   {line}", markup=False, highlight=False)
+    rules = pl.read_parquet(settings.resolve(settings.paths.warehouse_dir) / "rule_detections" / f"{day}.parquet")
+    by_pattern = dict(rules.group_by("pattern").len().sort("pattern").iter_rows()) if rules.height else {}
+    console.print(f"[bold]5. rule detections[/bold]: {rules.height} rule alerts {by_pattern}")
 
     scores = pl.read_parquet(settings.resolve(settings.paths.warehouse_dir) / "model_scores" / f"{day}.parquet")
     flagged = scores.filter(pl.col("anomalous"))
@@ -117,6 +109,18 @@ def run_demo(settings: Settings, out_dir: Path, seed: int, console: Console) -> 
     top = scores.head(max(len(abusive), 1))
     hits = top.filter(pl.col("account_id").is_in(list(abusive))).height
     console.print(f"   of the {len(abusive)} labelled abusive accounts, {hits} are among the top {top.height} scores")
+
+    alerts = pl.read_parquet(settings.resolve(settings.paths.warehouse_dir) / "alerts" / f"{day}.parquet")
+    exported = settings.resolve(settings.paths.alerts_dir) / day
+    console.print(f"[bold]7. alerts[/bold] (rules + models, `engine:` settings): {alerts.height} -> "
+                  f"{exported / 'alerts.csv'}, alerts.json and the database")
+    for row in alerts.sort("risk_level", "score", descending=[False, True]).head(6).iter_rows(named=True):
+        console.print(f"   {row['risk_level']:<6} {row['score']:.2f} {row['pattern']:<17} {row['symbol']:<8} "
+                      f"[{row['sources']}] {row['explanation'][:220]}", markup=False, highlight=False)
+    report = evaluate(alerts, scenario.labels, settings.evaluation, trade_count=scenario.trades.height)
+    console.print("   against the day's labels (`surveillance evaluate`):")
+    for line in report.format_table().splitlines():
+        console.print(f"   {line}", markup=False, highlight=False)
 
 
 def _fmt(value) -> str:

@@ -138,7 +138,9 @@ def write_alerts(alerts: pl.DataFrame, folder: Path) -> tuple[Path, Path]:
     flat = alerts.with_columns(*timestamps, pl.col(Alert.EVIDENCE).list.join(USER_IDS_SEPARATOR))
     _atomic_write(csv_path, lambda p: flat.write_csv(p))
     rows = alerts.with_columns(*timestamps).to_dicts()
-    for row in rows:
-        row[Alert.THRESHOLDS] = json.loads(row[Alert.THRESHOLDS]) if row[Alert.THRESHOLDS] else None
+    for row in rows:  # JSON held as text in the frame is nested in the file
+        for column in (Alert.THRESHOLDS, "top_features"):
+            if column in row:
+                row[column] = json.loads(row[column]) if row[column] else None
     _atomic_write(json_path, lambda p: p.write_text(json.dumps(rows, indent=2, default=str) + "\n"))
     return csv_path, json_path

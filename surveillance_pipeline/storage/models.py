@@ -162,6 +162,14 @@ class AlertRow(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, nullable=False, server_default=sa.func.now())
     # The UTC day of window_start: the partition that raised it.
     alert_date: Mapped[dt.date] = mapped_column(sa.Date, nullable=False)
+    # Detection engine (migration 0002): where the evidence came from, the episode key and its history.
+    sources: Mapped[str | None] = mapped_column(sa.String)
+    model_score: Mapped[float | None] = mapped_column(sa.Double)
+    top_features: Mapped[Any | None] = mapped_column(sa.JSON)
+    alert_key: Mapped[str | None] = mapped_column(sa.String)
+    linked_alert_id: Mapped[str | None] = mapped_column(sa.String)
+    first_seen: Mapped[dt.date | None] = mapped_column(sa.Date)
+    occurrence: Mapped[int | None] = mapped_column(sa.Integer)
 
     __table_args__ = (
         sa.UniqueConstraint(Alert.ALERT_ID, name="uq_alerts_alert_id"),
@@ -170,6 +178,8 @@ class AlertRow(Base):
         sa.Index("ix_alerts_symbol", Alert.SYMBOL),
         sa.Index("ix_alerts_pattern", Alert.PATTERN),
         sa.Index("ix_alerts_user_ids", Alert.USER_IDS),
+        sa.Index("ix_alerts_alert_date", "alert_date"),
+        sa.Index("ix_alerts_alert_key", "alert_key"),
     )
 
 

@@ -1,0 +1,1 @@
+"""The detection engine: rule findings and model scores combined into explained, de-duplicated alerts."""

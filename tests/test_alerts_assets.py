@@ -1,0 +1,99 @@
+"""The alerts asset at the end of the daily chain: stored, exported, idempotent per partition."""
+from __future__ import annotations
+
+import json
+import os
+
+import polars as pl
+import pytest
+from dagster import load_assets_from_modules, materialize
+
+import assets.alerts
+import assets.detections
+import assets.features
+import assets.ingestion
+import assets.models
+import assets.storage
+from resources.database import DatabaseResource
+from resources.io_managers import PolarsParquetIOManager
+from resources.mlflow import MLflowResource
+from resources.settings import SettingsResource
+from surveillance_pipeline.contract import ALERT_COLUMNS
+from surveillance_pipeline.engine.store import read_alerts
+from surveillance_pipeline.scenarios import ScenarioSpec, generate_scenario
+from surveillance_pipeline.storage.database import Database
+
+DAYS = ["2026-03-02", "2026-03-03"]
+DAILY = load_assets_from_modules([assets.ingestion, assets.storage, assets.features, assets.detections,
+                                  assets.models, assets.alerts])
+SELECTION = ["raw_trades", "raw_orders", "validated_trades", "trade_rejects", "validated_orders", "order_rejects",
+             "account_features", "rule_detections", "model_scores", "alerts"]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    root = tmp_path_factory.mktemp("alerts")
+    env = {
+        "DATABASE_URL": f"sqlite:///{root / 'surveillance.db'}",
+        "SURVEILLANCE__PATHS__LANDING_DIR": str(root / "landing"),
+        "SURVEILLANCE__PATHS__WAREHOUSE_DIR": str(root / "warehouse"),
+        "SURVEILLANCE__PATHS__REJECTS_DIR": str(root / "rejects"),
+        "SURVEILLANCE__PATHS__ALERTS_DIR": str(root / "alerts"),
+        "SURVEILLANCE__MODELS__FALLBACK_MODELS": "[isolation_forest]",
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    scenario = generate_scenario(ScenarioSpec(days=len(DAYS), seed=4, accounts=300, trades_per_day=4_000))
+    for day in DAYS:
+        folder = root / "landing" / day
+        folder.mkdir(parents=True)
+        for name, frame in (("trades.csv", scenario.trades), ("orders.csv", scenario.orders)):
+            frame.filter(pl.col("timestamp").dt.date().cast(pl.String) == day).with_columns(
+                pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ")).write_csv(folder / name)
+    yield root, scenario
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def _resources(root) -> dict:
+    return {"settings": SettingsResource(), "database": DatabaseResource(),
+            "io_manager": PolarsParquetIOManager(base_dir=str(root / "warehouse")),
+            "mlflow": MLflowResource(tracking_uri=str(root / "mlflow"))}
+
+
+def _run(root, day):
+    result = materialize(DAILY, partition_key=day, resources=_resources(root), selection=SELECTION)
+    assert result.success
+    event = next(e for e in result.get_asset_materialization_events()
+                 if e.event_specific_data.materialization.asset_key.to_user_string() == "alerts")
+    return {k: v.value for k, v in event.event_specific_data.materialization.metadata.items()}
+
+
+def test_alerts_are_stored_exported_and_idempotent(project):
+    root, scenario = project
+    meta = _run(root, DAYS[0])
+    table = pl.read_parquet(root / "warehouse" / "alerts" / f"{DAYS[0]}.parquet")
+    assert table.height == meta["alerts"] > 0
+    assert list(table.columns[:len(ALERT_COLUMNS)]) == list(ALERT_COLUMNS)
+    assert sum(meta["by_pattern"].values()) == sum(meta["by_risk_level"].values()) == table.height
+    assert set(table["sources"]) <= {"rules", "rules;models", "models"}
+    rows = json.loads((root / "alerts" / DAYS[0] / "alerts.json").read_text())
+    assert sorted(r["alert_id"] for r in rows) == sorted(table["alert_id"])
+    db = Database(f"sqlite:///{root / 'surveillance.db'}")
+    import datetime as dt
+
+    day = dt.date.fromisoformat(DAYS[0])
+    stored = read_alerts(db, day, day)
+    assert sorted(stored["alert_id"]) == sorted(table["alert_id"])
+    # The same partition again: the same alerts, not twice as many.
+    again = _run(root, DAYS[0])
+    assert again["alerts"] == meta["alerts"]
+    assert sorted(read_alerts(db, day, day)["alert_id"]) == sorted(table["alert_id"])
+    # The next day is its own partition; days before it are read for links.
+    _run(root, DAYS[1])
+    both = read_alerts(db, day, day + dt.timedelta(days=1))
+    assert both["date"].n_unique() == 2 and both["alert_id"].is_unique().all()
+    db.dispose()
