@@ -8,7 +8,8 @@ daily_batch_selection = AssetSelection.groups("ingestion", "storage", "features"
 daily_batch_job = define_asset_job(
     "daily_batch_job", selection=daily_batch_selection,
     description="Read, validate and store one day of trades and orders, compute its features, run the rule "
-                "detectors, score every account-day with the champion models, and raise the day's alerts.",
+                "detectors, score every account-day with the champion models, raise the day's alerts and write "
+                "its reports.",
 )
 
 # The unpartitioned model assets: training set, the three models, the ensemble.

@@ -22,7 +22,7 @@ from resources.settings import SettingsResource
 from surveillance_pipeline.features.base import DATE
 from surveillance_pipeline.ml.dataset import LABEL, PATTERNS
 from surveillance_pipeline.ml.registry import Registration
-from surveillance_pipeline.ml.scoring import score_account_days
+from surveillance_pipeline.ml.scoring import TooFewAccountDays, score_account_days
 from surveillance_pipeline.ml.service import evaluate_bundle, register_model, stored_training_set, trainer_for
 from surveillance_pipeline.ml.trainer import ENSEMBLE
 
@@ -156,7 +156,12 @@ def model_scores(context: AssetExecutionContext, account_features: pl.DataFrame,
         if day_table.is_empty():
             context.log.info(f"{key}: no account-days (anonymous tape or no trades): nothing to score")
             continue
-        scores, scorer = score_account_days(day_table, cfg.models, registry, cfg.features.selection)
+        try:
+            scores, scorer = score_account_days(day_table, cfg.models, registry, cfg.features.selection)
+        except TooFewAccountDays as reason:
+            sources[key] = f"not scored: {reason}"
+            context.log.warning(f"{key}: {sources[key]}")
+            continue
         sources[key] = f"{scorer.source}: {scorer.note or json.dumps(scorer.versions)}"
         context.log.info(f"{key}: {scores.height} account-days scored ({sources[key]})")
         frames.append(scores)

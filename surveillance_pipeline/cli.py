@@ -242,6 +242,91 @@ def detect(
 
 
 @app.command()
+def analyze(
+    trades: Annotated[list[Path], typer.Option("--trades", help="trade file (repeatable)")],
+    orders: Annotated[list[Path] | None, typer.Option("--orders", help="order-event file (repeatable)")] = None,
+    preset: PresetOption = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="folder for alerts.csv, alerts.json, report.pdf, "
+                                          "summary.json")] = Path("analysis"),
+    first_day: Annotated[str | None, typer.Option("--from", help="first UTC day (YYYY-MM-DD)")] = None,
+    last_day: Annotated[str | None, typer.Option("--to", help="last UTC day (YYYY-MM-DD)")] = None,
+    keep_workspace: Annotated[bool, typer.Option(help="keep the run's private warehouse and database "
+                                                 "(DIR/.analyze-*) for inspection")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Run the whole asset graph (ingest, features, rules, models, alerts, report) on trade and order files:
+    DIR/alerts.csv, alerts.json, report.pdf and summary.json. Exit code 0 even with zero alerts."""
+    from surveillance_pipeline.analyze import AnalyzeError, analyze as run_analysis
+
+    settings = _settings(config)
+    if preset and preset not in PRESETS:
+        err.print(f"[red]unknown preset {preset!r}; known presets: {', '.join(sorted(PRESETS))}[/red]")
+        raise typer.Exit(2)
+    try:
+        days = [date.fromisoformat(d) if d else None for d in (first_day, last_day)]
+    except ValueError as exc:
+        err.print(f"[red]--from / --to: {escape(str(exc))} (expected YYYY-MM-DD)[/red]")
+        raise typer.Exit(2) from None
+    try:
+        result = run_analysis(trades, orders or [], out_dir, settings, preset, *days, keep_workspace=keep_workspace,
+                              progress=lambda line: out.print(line, markup=False))
+    except (InputFileError, AnalyzeError) as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(1) from None
+    summary = result.summary
+    for path, rows in summary["input"]["rows"].items():
+        rejected = summary["input"]["rejected_rows"].get(path, 0)
+        out.print(f"{path}: {rows:,} valid rows" + (f", {rejected:,} rejected" if rejected else ""))
+    out.print(f"models: {escape(summary['models'])}")
+    out.print(f"{len(result.days)} day(s): {summary['alerts']} alerts {summary['by_pattern']} "
+              f"{summary['by_risk_level']} in {summary['seconds']} s")
+    for name in ("alerts_csv", "alerts_json", "report", "summary"):
+        out.print(f"  {result.files[name]}")
+
+
+class ReportKind(StrEnum):
+    daily = "daily"
+    account = "account"
+    pattern = "pattern"
+
+
+@app.command()
+def report(
+    kind: Annotated[ReportKind, typer.Argument(help="daily summary, account risk profile or pattern analysis")],
+    first_day: Annotated[str, typer.Option("--from", help="first UTC day (YYYY-MM-DD)")],
+    last_day: Annotated[str | None, typer.Option("--to", help="last UTC day (default: --from)")] = None,
+    account: Annotated[str | None, typer.Option("--account", help="the account of an account report")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="folder for the PDF, CSV and JSON")] = Path("reports"),
+    config: ConfigOption = None,
+) -> None:
+    """A report over stored days: alerts from the database, scores, features and trades from the warehouse."""
+    from surveillance_pipeline.reports import report_on_demand
+    from surveillance_pipeline.storage.database import Database
+
+    settings = _settings(config)
+    try:
+        first = date.fromisoformat(first_day)
+        last = date.fromisoformat(last_day) if last_day else first
+    except ValueError as exc:
+        err.print(f"[red]--from / --to: {escape(str(exc))} (expected YYYY-MM-DD)[/red]")
+        raise typer.Exit(2) from None
+    if last < first:
+        err.print("[red]--to is before --from[/red]")
+        raise typer.Exit(2)
+    if kind == ReportKind.account and not account:
+        err.print("[red]an account report needs --account ACCOUNT_ID[/red]")
+        raise typer.Exit(2)
+    database = Database(settings.database_url)
+    try:
+        database.migrate()
+        files = report_on_demand(settings, database, kind.value, first, last, out_dir, account)
+    finally:
+        database.dispose()
+    for name, path in files.items():
+        out.print(f"{name}: {path}")
+
+
+@app.command()
 def evaluate(
     alerts_file: Annotated[Path, typer.Option("--alerts", help="alerts.csv or alerts.json (the alert contract)")],
     labels_file: Annotated[Path | None, typer.Option("--labels", help="labels.csv of the scenario")] = None,

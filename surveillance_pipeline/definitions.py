@@ -11,6 +11,7 @@ import assets.detections
 import assets.features
 import assets.ingestion
 import assets.models
+import assets.reports
 import assets.storage
 from assets.jobs import daily_batch_job, retraining_job
 from resources.database import DatabaseResource
@@ -22,7 +23,7 @@ from schedules.retraining_schedule import weekly_retraining_schedule
 from sensors.landing_folder_sensor import landing_folder_sensor
 
 ASSET_MODULES = [assets.ingestion, assets.storage, assets.features, assets.detections, assets.models,
-                 assets.alerts]
+                 assets.alerts, assets.reports]
 
 
 def build_resources() -> dict:

@@ -122,6 +122,13 @@ def run_demo(settings: Settings, out_dir: Path, seed: int, console: Console) -> 
     for line in report.format_table().splitlines():
         console.print(f"   {line}", markup=False, highlight=False)
 
+    reports = settings.resolve(settings.paths.reports_dir) / day
+    pdfs = sorted(reports.glob("*.pdf"))
+    console.print(f"[bold]8. reports[/bold] in {reports}: " + ", ".join(p.name for p in pdfs))
+    console.print(f"   the daily summary: {reports / 'daily_summary.pdf'}; any period on demand with "
+                  "`surveillance report daily|account|pattern --from D --to D`")
+
 
 def _fmt(value) -> str:
     return "n/a" if value is None else f"{value:.2f}"
+

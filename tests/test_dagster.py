@@ -151,6 +151,13 @@ def test_nightly_schedule_runs_yesterday_once():
     context = build_schedule_context(scheduled_execution_time=datetime(2026, 3, 3, 0, 30, tzinfo=timezone.utc))
     request = nightly_batch_schedule(context)
     assert (request.partition_key, request.run_key) == ("2026-03-02", "2026-03-02")
+    # ... of the whole graph: ingestion to alerts and reports
+    from surveillance_pipeline.definitions import defs
+
+    job = defs.get_repository_def().get_job(nightly_batch_schedule.job_name)
+    keys = {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
+    assert {"raw_trades", "validated_trades", "account_features", "rule_detections", "model_scores", "alerts",
+            "reports"} <= keys
 
 
 def test_definitions_load_everything():
@@ -161,7 +168,7 @@ def test_definitions_load_everything():
     assert keys == {"raw_trades", "raw_orders", "validated_trades", "trade_rejects", "validated_orders",
                     "order_rejects", "stored_trades", "stored_orders", "account_features", "market_features",
                     "rule_detections", "training_set", "isolation_forest_model", "autoencoder_model",
-                    "random_forest_model", "model_ensemble", "model_scores"}
+                    "random_forest_model", "model_ensemble", "model_scores", "alerts", "reports"}
     checks = {key.name for key in repository.asset_graph.asset_check_keys}
     assert checks == {"validated_trades_check", "validated_orders_check", "trade_rejects_ratio_check",
                       "order_rejects_ratio_check", "account_features_drift_check", "market_features_drift_check"}
@@ -170,7 +177,7 @@ def test_definitions_load_everything():
     assert repository.get_schedule_def("weekly_retraining_schedule")
     assert repository.get_job("daily_batch_job") and repository.get_job("retraining_job")
     daily = {k.to_user_string() for k in repository.get_job("daily_batch_job").asset_layer.executable_asset_keys}
-    assert "model_scores" in daily and "training_set" not in daily
+    assert {"model_scores", "alerts", "reports"} <= daily and "training_set" not in daily
 
 
 def test_a_day_without_trade_files_fails_and_without_orders_keeps_stored_orders(project: Path):

@@ -45,7 +45,10 @@ class DetectionEngine:
         s = self.settings
         scores = _usable_scores(scores, day)
         ranked = day_ranks(scores) if scores.height else scores
-        flagged = ranked.filter(pl.col("anomalous")) if ranked.height else ranked
+        # Model evidence: flagged by the ensemble AND high in the day's own ranking (a cut learned on other data
+        # can flag much of an unfamiliar population; the rank within the day cannot).
+        flagged = ranked.filter(pl.col("anomalous") & (pl.col("day_rank") <= max(
+            1, int(ranked.height * s.model_evidence_max_share)))) if ranked.height else ranked
         model_of = {r[ACCOUNT]: r for r in flagged.iter_rows(named=True)}
         rows = []
         rules = rule_alerts.select(list(ALERT_SCHEMA)) if rule_alerts.height else pl.DataFrame(schema=ALERT_SCHEMA)

@@ -25,35 +25,39 @@ def number(value: float | None) -> str:
 
 
 def peer_table(features: pl.DataFrame, accounts: list[str], names: list[str]) -> dict[tuple[str, str], dict]:
-    """(account, feature) -> {value, percentile, median, peers} among every account of the same table (a day).
-    The percentile is the share of accounts with a value at or below the account's (ties count as below)."""
+    """(account, feature) -> {value, percentile, below, above, median, peers} among every account of the same
+    table (a day): `below` / `above` are the shares of accounts with a strictly lower / higher value, and the
+    percentile is the mid-rank one (ties count half)."""
     names = [n for n in names if n in features.columns]
     if not names or features.is_empty():
         return {}
     ranked = features.select(
         pl.col(ACCOUNT).cast(pl.String),
         *[pl.col(n).cast(pl.Float64).alias(n) for n in names],
-        *[(pl.col(n).rank("max") / pl.col(n).count()).alias(f"{n}__pct") for n in names],
+        *[((pl.col(n).rank("min") - 1) / pl.col(n).count()).alias(f"{n}__below") for n in names],
+        *[((pl.col(n).count() - pl.col(n).rank("max")) / pl.col(n).count()).alias(f"{n}__above") for n in names],
     )
     medians = ranked.select(pl.col(names).median()).row(0, named=True)
     counts = ranked.select(pl.col(names).count()).row(0, named=True)
     out = {}
     for row in ranked.filter(pl.col(ACCOUNT).is_in(accounts)).iter_rows(named=True):
         for n in names:
-            out[(row[ACCOUNT], n)] = {"feature": n, "value": row[n], "percentile": row[f"{n}__pct"],
-                                      "median": medians[n], "peers": counts[n]}
+            below, above = row[f"{n}__below"], row[f"{n}__above"]
+            out[(row[ACCOUNT], n)] = {
+                "feature": n, "value": row[n], "median": medians[n], "peers": counts[n], "below": below,
+                "above": above, "percentile": None if below is None else below + (1 - below - above) / 2}
     return out
 
 
 def feature_phrase(entry: dict) -> str:
     """`cancel_rate 0.98 (higher than 99.7% of 1,912 accounts; median 0.12)`."""
-    value, pct, median = entry.get("value"), entry.get("percentile"), entry.get("median")
-    if value is None or pct is None:
+    value, below, above, median = (entry.get(k) for k in ("value", "below", "above", "median"))
+    if value is None or below is None:
         return f"{entry['feature']} missing"
-    if pct >= 0.5:
-        where = f"higher than {100 * pct:.1f}% of {entry['peers']:,} accounts"
+    if below >= above:
+        where = f"higher than {100 * below:.1f}% of {entry['peers']:,} accounts"
     else:
-        where = f"lower than {100 * (1 - pct):.1f}% of {entry['peers']:,} accounts"
+        where = f"lower than {100 * above:.1f}% of {entry['peers']:,} accounts"
     return f"{entry['feature']} {number(value)} ({where}; median {number(median)})"
 
 

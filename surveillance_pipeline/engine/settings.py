@@ -19,6 +19,8 @@ class EngineSettings(BaseModel):
     risk_medium: float = Field(0.5, gt=0.0, le=1.0, description="... MEDIUM (below: LOW)")
     model_weight: float = Field(0.5, ge=0.0, le=1.0, description="weight of the ensemble score of an alert's "
                                 "accounts (when at or above the ensemble's threshold) in its combined score")
+    model_evidence_max_share: float = Field(0.05, gt=0.0, le=1.0, description="... and only when the account-day "
+                                            "is also among this top share of the day's scored accounts")
     corroboration_weight: float = Field(0.5, ge=0.0, le=1.0, description="weight of another pattern's rule alert "
                                         "on the same accounts and day")
     ml_alerts: bool = Field(True, description="raise ml_anomaly alerts for account-days only the models flag")

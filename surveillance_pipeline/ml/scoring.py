@@ -22,6 +22,10 @@ CHAMPION = "champion"
 MEMBER_KINDS = ("isolation_forest", "autoencoder", "random_forest")
 
 
+class TooFewAccountDays(ModelError):
+    """No champion, and too few account-days to fit unsupervised models on: the day is left unscored."""
+
+
 @dataclass
 class Scorer:
     bundle: EnsembleBundle
@@ -87,7 +91,7 @@ def score_account_days(table: pl.DataFrame, settings: MLSettings, registry=None,
     scorer = champion_scorer(registry, settings) if registry is not None else None
     if scorer is None:
         if table.height < 10:
-            raise ModelError(f"no champion model registered and only {table.height} account-days to fit "
+            raise TooFewAccountDays(f"no champion model registered and only {table.height} account-days to fit "
                              "unsupervised models on: train first (`surveillance train`)")
         scorer = self_fitted_scorer(table, settings, selection)
     if scorer.note:

@@ -10,7 +10,7 @@ import math
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -197,12 +197,14 @@ class ReportDocument:
 
     def table(self, header: Sequence[str], rows: Iterable[Sequence[Any]], *, float_digits: int = 3,
               align: Sequence[str] | None = None, highlight_rows: Iterable[int] = (),
-              width_mm: float | None = None, empty_text: str = "No rows.") -> None:
+              width_mm: float | None = None, empty_text: str = "No rows.",
+              cell_fills: Mapping[tuple[int, int], Any] | None = None) -> None:
         """A table as wide as the frame (or `width_mm`) that splits across pages, repeating its header row.
 
         Cells are formatted by `format_value`; columns whose values are all numbers are right-aligned
         unless `align` gives "left"/"right"/"center" per column. `highlight_rows` (0-based data row indexes)
-        are set in bold on a tinted band.
+        are set in bold on a tinted band. `cell_fills` maps (data row, column), both 0-based, to a background
+        colour (a reportlab colour or "#rrggbb"), e.g. to tint a risk-level cell.
         """
         body = [list(row) for row in rows]
         columns = len(header)
@@ -238,6 +240,9 @@ class ReportDocument:
             ("BOTTOMPADDING", (0, 0), (-1, -1), 2.5),
         ]
         commands += [("BACKGROUND", (0, r + 1), (-1, r + 1), HIGHLIGHT_FILL) for r in sorted(highlighted)]
+        for (r, c), fill in (cell_fills or {}).items():
+            fill = colors.HexColor(fill) if isinstance(fill, str) else fill
+            commands.append(("BACKGROUND", (c, r + 1), (c, r + 1), fill))
         table = Table(data, colWidths=widths, repeatRows=1, hAlign="LEFT")
         table.setStyle(TableStyle(commands))
         self.story += [table, Spacer(1, 3 * mm)]
@@ -276,7 +281,7 @@ class ReportDocument:
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         os.close(handle)
         try:
-            self._document(temporary).build(list(self.story), canvasmaker=NumberedCanvas)
+            self._document(temporary).build(_without_trailing_space(self.story), canvasmaker=NumberedCanvas)
             os.replace(temporary, path)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
@@ -322,6 +327,14 @@ class ReportDocument:
         canvas.setFillColor(MUTED)
         canvas.drawString(MARGIN, FOOTER_BASELINE, f"Generated {self.generated}")
         canvas.restoreState()
+
+
+def _without_trailing_space(story: list[Flowable]) -> list[Flowable]:
+    """The story without the spacers and breaks at its end: on a full last page they would start a blank one."""
+    story = list(story)
+    while story and isinstance(story[-1], Spacer | CondPageBreak | PageBreak):
+        story.pop()
+    return story
 
 
 def _column_extents(header: Sequence[str], texts: list[list[str]], width: float) -> tuple[list[float], list[float]]:

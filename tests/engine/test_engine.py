@@ -72,9 +72,9 @@ def test_model_evidence_adds_up_by_noisy_or_and_is_explained():
     assert row["risk_level"] == "MEDIUM" and row["sources"] == "rules;models" and row["model_score"] == 0.9
     assert row["model_version"] == "champion surveillance-ensemble v2"
     assert "The models also flag a's day (score 0.90, 1st highest of 101 accounts)" in row["explanation"]
-    assert "cancel_rate 0.950 (higher than 100.0% of 101 accounts; median 0.100)" in row["explanation"]
+    assert "cancel_rate 0.950 (higher than 99.0% of 101 accounts; median 0.100)" in row["explanation"]
     top = json.loads(row["top_features"])
-    assert top[0]["feature"] == "cancel_rate" and top[0]["percentile"] == 1.0
+    assert top[0]["feature"] == "cancel_rate" and top[0]["percentile"] == pytest.approx(1 - 0.5 / 101)
 
 
 def test_unflagged_model_scores_add_nothing():
@@ -146,5 +146,16 @@ def test_rerun_gives_the_same_ids():
 
 def test_numbers_and_phrases():
     assert [number(v) for v in (0.000123, 0.5, 12.345, 1234.5, 0)] == ["0.000123", "0.500", "12.3", "1,234", "0"]
-    assert feature_phrase({"feature": "x", "value": 2.0, "percentile": 0.1, "median": 5.0, "peers": 10}) == \
-        "x 2.00 (lower than 90.0% of 10 accounts; median 5.00)"
+    assert feature_phrase({"feature": "x", "value": 2.0, "below": 0.1, "above": 0.8, "median": 5.0, "peers": 10}) == \
+        "x 2.00 (lower than 80.0% of 10 accounts; median 5.00)"
+
+
+def test_model_evidence_counts_only_high_in_the_days_ranking():
+    crowd = {f"f{i}": 0.9 - i / 100 for i in range(10)}  # ten accounts score above a
+    table = scores(n=90, flagged={**crowd, "a": 0.55})   # a: flagged (>= 0.5) but 11th of 101: not top 5 %
+    out = DetectionEngine(EngineSettings(model_evidence_max_share=0.05)).combine(
+        DAY, rule_alerts(("spoofing", 0.6, "BTCUSDT", "a", 0)), table)
+    assert out.row(0, named=True)["sources"] == "rules" and out.row(0, named=True)["score"] == 0.6
+    wider = DetectionEngine(EngineSettings(model_evidence_max_share=0.2)).combine(
+        DAY, rule_alerts(("spoofing", 0.6, "BTCUSDT", "a", 0)), table)
+    assert wider.row(0, named=True)["sources"] == "rules;models"

@@ -189,3 +189,22 @@ def test_failed_write_leaves_the_previous_file_and_no_temporary(tmp_path: Path) 
 def test_rows_must_match_the_header(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="every row needs 2 cells"):
         ReportDocument("Bad").table(["a", "b"], [[1, 2], [3]])
+
+
+def test_trailing_space_does_not_start_a_blank_page(tmp_path: Path) -> None:
+    document = ReportDocument("Spacing", generated_at=GENERATED)
+    document.paragraph("The only content.")
+    document.table(["a"], [[1]])  # a table ends with a spacer of its own
+    document.spacer(250)  # taller than what is left of the page
+    document.page_break()
+    pages = page_texts(document.write(tmp_path / "spacing.pdf"))
+    assert len(pages) == 1 and "Page 1 of 1" in pages[0]
+    assert len(document.story) > 4  # the story itself is left as it was
+
+
+def test_cell_fills_tint_single_cells(tmp_path: Path) -> None:
+    document = ReportDocument("Fills", generated_at=GENERATED)
+    document.table(["Risk", "Score"], [["HIGH", 0.9], ["LOW", 0.2]], cell_fills={(0, 0): "#f6d0d0"})
+    commands = document.story[-2]._bkgrndcmds
+    assert ("BACKGROUND", (0, 1), (0, 1)) in [tuple(c[:3]) for c in commands]
+    assert "HIGH" in page_texts(document.write(tmp_path / "fills.pdf"))[0]
