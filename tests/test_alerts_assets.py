@@ -26,6 +26,9 @@ from surveillance_pipeline.storage.database import Database
 DAYS = ["2026-03-02", "2026-03-03"]
 DAILY = load_assets_from_modules([assets.ingestion, assets.storage, assets.features, assets.detections,
                                   assets.models, assets.alerts])
+import assets.reports  # noqa: E402
+
+DAILY = [*DAILY, assets.reports.reports]
 SELECTION = ["raw_trades", "raw_orders", "validated_trades", "trade_rejects", "validated_orders", "order_rejects",
              "account_features", "rule_detections", "model_scores", "alerts"]
 
@@ -39,6 +42,7 @@ def project(tmp_path_factory):
         "SURVEILLANCE__PATHS__WAREHOUSE_DIR": str(root / "warehouse"),
         "SURVEILLANCE__PATHS__REJECTS_DIR": str(root / "rejects"),
         "SURVEILLANCE__PATHS__ALERTS_DIR": str(root / "alerts"),
+        "SURVEILLANCE__PATHS__REPORTS_DIR": str(root / "reports"),
         "SURVEILLANCE__MODELS__FALLBACK_MODELS": "[isolation_forest]",
     }
     saved = {k: os.environ.get(k) for k in env}
@@ -97,3 +101,44 @@ def test_alerts_are_stored_exported_and_idempotent(project):
     both = read_alerts(db, day, day + dt.timedelta(days=1))
     assert both["date"].n_unique() == 2 and both["alert_id"].is_unique().all()
     db.dispose()
+
+
+def test_reports_asset_and_reports_on_demand(project, tmp_path):
+    from typer.testing import CliRunner
+
+    from surveillance_pipeline.cli import app
+
+    root, _ = project
+    if not (root / "warehouse" / "alerts" / f"{DAYS[1]}.parquet").exists():
+        _run(root, DAYS[0])
+        _run(root, DAYS[1])
+    result = materialize(DAILY, partition_key=DAYS[1], resources=_resources(root), selection=["reports"])
+    assert result.success
+    folder = root / "reports" / DAYS[1]
+    for name in ("daily_summary", "pattern_analysis"):
+        for suffix in ("pdf", "csv", "json"):
+            assert (folder / f"{name}.{suffix}").exists()
+    day_alerts = pl.read_parquet(root / "warehouse" / "alerts" / f"{DAYS[1]}.parquet")
+    summary = json.loads((folder / "daily_summary.json").read_text())
+    assert json.dumps(summary).count(day_alerts["alert_id"][0]) >= 1
+    profiles = sorted(folder.glob("account_*.pdf"))
+    high = day_alerts.filter(pl.col("risk_level") == "HIGH")
+    assert len(profiles) == min(5, len({a for u in high["user_ids"] for a in u.split(";") if a}))
+
+    runner = CliRunner()
+    out = tmp_path / "on-demand"
+    daily = runner.invoke(app, ["report", "daily", "--from", DAYS[0], "--to", DAYS[1], "--out", str(out)])
+    assert daily.exit_code == 0, daily.output
+    assert (out / "daily_summary.pdf").exists()
+    rows = pl.read_csv(out / "daily_summary.csv")
+    both = pl.read_parquet([root / "warehouse" / "alerts" / f"{d}.parquet" for d in DAYS])
+    assert rows.height == both.height
+    account = next(a for u in both["user_ids"] for a in u.split(";") if a)
+    profile = runner.invoke(app, ["report", "account", "--from", DAYS[0], "--to", DAYS[1], "--account", account,
+                                  "--out", str(out)])
+    assert profile.exit_code == 0, profile.output
+    assert (out / f"account_{account}.pdf").exists()
+    pattern = runner.invoke(app, ["report", "pattern", "--from", DAYS[0], "--to", DAYS[1], "--out", str(out)])
+    assert pattern.exit_code == 0 and (out / "pattern_analysis.pdf").exists()
+    missing = runner.invoke(app, ["report", "account", "--from", DAYS[0], "--out", str(out)])
+    assert missing.exit_code == 2 and "--account" in missing.output
