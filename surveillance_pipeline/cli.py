@@ -284,6 +284,41 @@ def analyze(
         out.print(f"  {result.files[name]}")
 
 
+@app.command()
+def backfill(
+    first_day: Annotated[str, typer.Option("--from", help="first UTC day (YYYY-MM-DD)")],
+    last_day: Annotated[str, typer.Option("--to", help="last UTC day (YYYY-MM-DD)")],
+    concurrency: Annotated[int | None, typer.Option(help="partitions at a time (default batch.concurrency)")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Run the daily job over a range of days already landed: ingest all days in parallel, then features,
+    rules and model scores in parallel, then alerts and reports day by day. Progress per partition."""
+    from surveillance_pipeline.batch import backfill as run_backfill
+
+    settings = _settings(config)
+    try:
+        first, last = date.fromisoformat(first_day), date.fromisoformat(last_day)
+    except ValueError as exc:
+        err.print(f"[red]--from / --to: {escape(str(exc))} (expected YYYY-MM-DD)[/red]")
+        raise typer.Exit(2) from None
+    if last < first:
+        err.print("[red]--to is before --from[/red]")
+        raise typer.Exit(2)
+    workers = concurrency or settings.batch.concurrency
+
+    def show(run, done, total) -> None:
+        state = "ok" if run.ok else f"[red]FAILED[/red] {escape(run.error)}"
+        out.print(f"[{done}/{total}] {run.wave:<7} {run.day}  {run.seconds:6.1f} s  peak RSS {run.peak_rss_mb:6.0f} MB  "
+                  f"{state}")
+
+    out.print(f"backfilling {first}..{last} with {workers} worker(s)")
+    result = run_backfill(first, last, workers, show)
+    if result.failed:
+        err.print(f"[red]{len(result.failed)} partition run(s) failed; later waves were not started[/red]")
+        raise typer.Exit(1)
+    out.print(f"{len(result.days)} day(s) done in {sum(r.seconds for r in result.runs):.0f} s of partition time")
+
+
 class ReportKind(StrEnum):
     daily = "daily"
     account = "account"

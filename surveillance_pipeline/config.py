@@ -121,6 +121,12 @@ class ServicesSettings(_Section):
     mlflow_tracking_uri: str = "mlflow"
 
 
+class BatchSettings(_Section):
+    concurrency: int = Field(2, ge=1, le=64, description="partitions run at a time by `surveillance backfill`")
+    max_concurrent_steps: int = Field(2, ge=1, le=64, description="steps of one run in parallel (Dagster's "
+                                      "multiprocess executor) when a run is launched from the UI or a schedule")
+
+
 class LoggingSettings(_Section):
     level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     json_lines: bool = False
@@ -134,6 +140,7 @@ class Settings(_Section):
     partitions: PartitionSettings = PartitionSettings()
     services: ServicesSettings = ServicesSettings()
     logging: LoggingSettings = LoggingSettings()
+    batch: BatchSettings = BatchSettings()
     detectors: RulesSettings = RulesSettings()
     evaluation: EvaluationSettings = EvaluationSettings()
     models: MLSettings = MLSettings()
