@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_ingest.py
 	$(PY) benchmarks/bench_storage.py
 	$(PY) benchmarks/bench_features.py
+	$(PY) benchmarks/bench_e2e.py --skip-validate
 
 clean:
 	rm -rf data/demo data/landing data/warehouse data/rejects data/dagster data/surveillance.db*

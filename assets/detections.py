@@ -1,5 +1,5 @@
 """Rule-based detections per UTC day: every enabled rule detector on the day's validated trades and orders."""
-from datetime import date, timedelta
+from datetime import date
 
 import polars as pl
 from dagster import (
@@ -16,8 +16,8 @@ from assets.partitions import daily_partitions
 from resources.io_managers import ALLOW_MISSING, PARTITION_COLUMN
 from resources.settings import SettingsResource
 from surveillance_pipeline.config import load_settings
-from surveillance_pipeline.contract import Alert, Trade
-from surveillance_pipeline.detectors.base import DetectionInputs
+from surveillance_pipeline.contract import Alert
+from surveillance_pipeline.detectors.day import detect_day
 from surveillance_pipeline.detectors.rules import RuleBasedDetector
 
 DATE = "date"
@@ -36,18 +36,10 @@ def rule_detections(context: AssetExecutionContext, validated_trades: pl.LazyFra
     layering, quote stuffing, excessive trading), each with its explanation, evidence and thresholds."""
     cfg = settings.get()
     detector = RuleBasedDetector(cfg.detectors)
-    stamp = pl.col(Trade.TIMESTAMP).dt.date()
     days, counts = [], {}
     for key in context.partition_keys:
         day = date.fromisoformat(key)
-        first = day - timedelta(days=cfg.detectors.history_days)
-        inputs = DetectionInputs(
-            trades=validated_trades.filter(stamp == day).collect(),
-            orders=validated_orders.filter(stamp == day).collect(),
-            history=validated_trades.filter((stamp >= first) & (stamp < day)).collect(),
-            day=day,
-        )
-        run = detector.run(inputs)
+        run = detect_day(detector, day, validated_trades, validated_orders)
         days.append(run.alerts.with_columns(pl.lit(day).alias(DATE)))
         for pattern, count in run.counts().items():
             counts[pattern] = counts.get(pattern, 0) + count

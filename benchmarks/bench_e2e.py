@@ -48,16 +48,16 @@ def phase_detect(out: Path) -> dict:
     import polars as pl
 
     from surveillance_pipeline.config import load_settings
-    from surveillance_pipeline.detectors.base import DetectionInputs
+    from surveillance_pipeline.detectors.day import detect_day
     from surveillance_pipeline.detectors.rules import RuleBasedDetector
 
     settings = load_settings(environ={})
-    trades = pl.read_parquet(out / "validated_trades" / "*.parquet")
-    orders = pl.read_parquet(out / "validated_orders" / "*.parquet")
-    run = RuleBasedDetector(settings.detectors).run(DetectionInputs(trades=trades, orders=orders,
-                                                                    history=trades.clear(), day=bf.DAY))
+    trades = pl.scan_parquet(out / "validated_trades" / "*.parquet")
+    orders = pl.scan_parquet(out / "validated_orders" / "*.parquet")
+    run = detect_day(RuleBasedDetector(settings.detectors), bf.DAY, trades, orders)
     run.alerts.write_parquet(out / "rule_alerts.parquet")
-    return {"rows": trades.height + orders.height, "alerts": run.alerts.height}
+    rows = trades.select(pl.len()).collect().item() + orders.select(pl.len()).collect().item()
+    return {"rows": rows, "alerts": run.alerts.height}
 
 
 def phase_score(out: Path) -> dict:

@@ -7,7 +7,7 @@ naming itself: alerts are never silently missing a typology.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import polars as pl
@@ -17,6 +17,8 @@ from surveillance_pipeline.detectors.base import FINDING_SCHEMA, DetectionInputs
 from surveillance_pipeline.detectors.settings import RULES, RulesSettings
 
 RULES_MODEL_VERSION = "rules"
+# Detectors that compare an account across symbols; every other one judges each symbol on its own.
+CROSS_SYMBOL = frozenset({"excessive_trading"})
 
 
 class DetectorError(RuntimeError):
@@ -51,7 +53,28 @@ class RuleBasedDetector:
 
     def run(self, inputs: DetectionInputs) -> RuleRun:
         found, thresholds, ran = [], {}, []
-        for name, detect, detector_settings in self.enabled():
+        self._detect(inputs, self.enabled(), found, thresholds, ran)
+        return self._finish(found, thresholds, ran)
+
+    def run_in_batches(self, batches: Iterable[DetectionInputs],
+                       whole_day_trades: Callable[[], DetectionInputs]) -> RuleRun:
+        """The same alerts as `run` on the whole day, with memory bounded by a batch of symbols: every
+        detector that judges a symbol on its own runs batch by batch (`batches` yields the day's trades, orders
+        and history of a few symbols at a time), those that compare an account across symbols
+        (CROSS_SYMBOL) run once on `whole_day_trades()` (trades and history of every symbol, no orders)."""
+        enabled = self.enabled()
+        per_symbol = [entry for entry in enabled if entry[0] not in CROSS_SYMBOL]
+        across = [entry for entry in enabled if entry[0] in CROSS_SYMBOL]
+        found, thresholds, ran = [], {}, []
+        for inputs in batches:
+            self._detect(inputs, per_symbol, found, thresholds, ran)
+        if across:
+            self._detect(whole_day_trades(), across, found, thresholds, ran)
+        return self._finish(found, thresholds, list(dict.fromkeys(ran)))
+
+    @staticmethod
+    def _detect(inputs: DetectionInputs, detectors, found: list, thresholds: dict, ran: list) -> None:
+        for name, detect, detector_settings in detectors:
             try:
                 findings = detect(inputs, detector_settings)
             except Exception as error:
@@ -60,9 +83,30 @@ class RuleBasedDetector:
             for pattern in findings.get_column(Finding.PATTERN).unique().to_list():
                 thresholds[pattern] = detector_settings.model_dump()
             ran.append(name)
-        findings = pl.concat(found) if found else pl.DataFrame(schema=FINDING_SCHEMA)
+
+    def _finish(self, found: list, thresholds: dict, ran: list) -> RuleRun:
+        # in a fixed order whatever the batches were: merged evidence (and its truncation) does not depend on them
+        findings = (pl.concat(found).sort(Finding.SYMBOL, Finding.PATTERN, Finding.WINDOW_START, maintain_order=True)
+                    if found else pl.DataFrame(schema=FINDING_SCHEMA))
         merged = merge_findings(findings, self.settings.merge_gap_seconds)
         alerts = findings_to_alerts(merged.drop(MERGED), thresholds, high=self.settings.risk_high,
                                     medium=self.settings.risk_medium, max_evidence=self.settings.max_evidence,
                                     model_version=RULES_MODEL_VERSION)
-        return RuleRun(findings=findings, merged=merged, alerts=alerts, ran=tuple(ran))
+        return RuleRun(findings=findings, merged=merged, alerts=alerts, ran=tuple(dict.fromkeys(ran)))
+
+
+def symbol_batches(rows_by_symbol: dict[str, int], max_rows: int) -> list[list[str]]:
+    """Symbols grouped so that each group holds at most `max_rows` rows (a bigger symbol is a group alone),
+    largest first."""
+    batches: list[list[str]] = []
+    sizes: list[int] = []
+    for symbol, rows in sorted(rows_by_symbol.items(), key=lambda item: (-item[1], item[0])):
+        for i, size in enumerate(sizes):
+            if size + rows <= max_rows:
+                batches[i].append(symbol)
+                sizes[i] += rows
+                break
+        else:
+            batches.append([symbol])
+            sizes.append(rows)
+    return batches

@@ -35,6 +35,8 @@ class RulesSettings(BaseModel):
                                      "closer than this merge into one alert (one alert per episode)")
     risk_high: float = Field(0.8, gt=0.0, le=1.0, description="score from which a rule alert is HIGH")
     risk_medium: float = Field(0.5, gt=0.0, le=1.0, description="score from which a rule alert is MEDIUM")
+    batch_rows: int = Field(5_000_000, ge=1_000, description="a day with more trades + order events than this "
+                            "runs the per-symbol detectors a batch of symbols at a time (bounded memory, same alerts)")
     max_evidence: int = Field(500, ge=1, description="trade / order ids kept in an alert's evidence")
     wash_trading: WashTradingSettings = WashTradingSettings()
     circular_trading: CircularTradingSettings = CircularTradingSettings()
