@@ -69,7 +69,7 @@ def run_demo(settings: Settings, out_dir: Path, seed: int, console: Console) -> 
     _land(paths["orders"], landing / "orders.csv")
     console.print(f"[bold]2. landed[/bold] trades.csv (+{len(BROKEN_TRADE_ROWS)} broken rows) and orders.csv in {landing}")
 
-    console.print(f"[bold]3. materialising partition {day}[/bold] (raw -> validated -> stored -> features -> rule detections -> model scores, with asset checks)")
+    console.print(f"[bold]3. materialising partition {day}[/bold] (raw -> validated -> stored -> features -> rule detections -> model scores -> alerts -> reports, with asset checks)")
     result = run_daily_batch(day)
     for event in result.get_asset_materialization_events():
         mat = event.event_specific_data.materialization
