@@ -26,6 +26,9 @@ INSTALL_REQUIRES = [
     "tensorflow-cpu==2.21.0",
     "protobuf==6.33.6",
     "mlflow==3.17.2",
+    # the exchange's market data over MCP (client and our replay server)
+    "mcp==2.3.0",
+    "httpx==0.28.1",
     # reports
     "matplotlib==3.11.2",
     "reportlab==5.1.0",

@@ -26,6 +26,8 @@ config_app = typer.Typer(help="Show or check the configuration.", no_args_is_hel
 app.add_typer(config_app, name="config")
 features_app = typer.Typer(help="The feature catalogue.", no_args_is_help=True)
 app.add_typer(features_app, name="features")
+market_app = typer.Typer(help="Exchange market data over MCP: our replay server.", no_args_is_help=True)
+app.add_typer(market_app, name="market")
 models_app = typer.Typer(help="Registered models (MLflow): list versions, roll the champion back.",
                          no_args_is_help=True)
 app.add_typer(models_app, name="models")
@@ -519,6 +521,38 @@ def models_rollback(
         err.print(f"[red]rollback failed:[/red] {escape(str(exc))}")
         raise typer.Exit(1) from None
     out.print(f"{registry.model_name(name)}: champion v{previous} -> v{current}")
+
+
+class Transport(StrEnum):
+    stdio = "stdio"
+    http = "http"
+
+
+@market_app.command("serve")
+def market_serve(
+    data: Annotated[Path | None, typer.Option("--data", help="a replay folder (Parquet per table); default: the real "
+                                              "samples in ../shared/data/real_samples")] = None,
+    transport: Annotated[Transport, typer.Option(help="stdio, or streamable HTTP at http://HOST:PORT/mcp")] = Transport.stdio,
+    host: Annotated[str, typer.Option(help="HTTP bind address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTP port")] = 8765,
+) -> None:
+    """An MCP server with CoinEx's tool names, arguments and envelopes, answering from recorded market data."""
+    from surveillance_pipeline.market.replay import ReplayStore, build_server
+    from surveillance_pipeline.market.samples import from_real_samples
+
+    try:
+        store = ReplayStore.load(data) if data else from_real_samples(
+            Path(__file__).resolve().parents[2] / "shared" / "data" / "real_samples")
+    except FileNotFoundError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(1) from None
+    server = build_server(store)
+    if transport == Transport.stdio:
+        server.run("stdio")
+    else:
+        err.print(f"replay MCP server on http://{host}:{port}/mcp (markets: "
+                  f"{', '.join(store.markets('futures') + store.markets('spot'))}); Ctrl-C stops it")
+        server.run("streamable-http", host=host, port=port)
 
 
 @features_app.command("docs")
