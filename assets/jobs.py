@@ -24,3 +24,10 @@ retraining_job = define_asset_job(
     description="Train the models on the newest labelled feature days and register them in MLflow; the "
                 "promotion gate decides which versions become champion.",
 )
+
+# Futures market data from the exchange's MCP server (the futures sensor requests it).
+futures_collection_job = define_asset_job(
+    "futures_collection_job", selection=AssetSelection.groups("market"), executor_def=EXECUTOR,
+    description="Collect a day of futures market data (funding, premium, basis, liquidations, snapshots) from "
+                "the exchange's MCP server.",
+)

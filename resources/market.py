@@ -19,7 +19,10 @@ class MarketDataResource(ConfigurableResource):
     cooldown_seconds: float = 30.0
 
     def client(self) -> MarketDataClient:
-        return MarketDataClient(url=self.url, command=self.command, args=list(self.args), env=self.env,
+        from surveillance_pipeline.config import load_settings
+
+        url = self.url or (None if self.command else load_settings().market.mcp_url)
+        return MarketDataClient(url=url, command=self.command, args=list(self.args), env=self.env,
                                 timeout_seconds=self.timeout_seconds, retries=self.retries,
                                 backoff_seconds=self.backoff_seconds,
                                 breaker=CircuitBreaker(self.failures_to_open, self.cooldown_seconds))

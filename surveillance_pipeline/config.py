@@ -28,6 +28,7 @@ CONVENTIONAL_ENV = {
     "DATABASE_URL": ("database", "url"),
     "REDIS_URL": ("services", "redis_url"),
     "MLFLOW_TRACKING_URI": ("services", "mlflow_tracking_uri"),
+    "EXCHANGE_MCP_URL": ("market", "mcp_url"),
 }
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = PROJECT_ROOT / "config" / "surveillance.yaml"
@@ -127,6 +128,15 @@ class BatchSettings(_Section):
                                       "multiprocess executor) when a run is launched from the UI or a schedule")
 
 
+class MarketSettings(_Section):
+    mcp_url: str | None = Field(None, description="the exchange's MCP server (streamable HTTP), e.g. "
+                                "http://127.0.0.1:8765/mcp; EXCHANGE_MCP_URL overrides")
+    markets: list[str] = Field(default_factory=list, description="futures markets to collect; empty: every market "
+                               "the server lists")
+    quote: str = "USDT"
+    snapshot_ttl_seconds: int = Field(300, ge=1, description="how long Redis keeps the latest ticker of a market")
+
+
 class LoggingSettings(_Section):
     level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     json_lines: bool = False
@@ -141,6 +151,7 @@ class Settings(_Section):
     services: ServicesSettings = ServicesSettings()
     logging: LoggingSettings = LoggingSettings()
     batch: BatchSettings = BatchSettings()
+    market: MarketSettings = MarketSettings()
     detectors: RulesSettings = RulesSettings()
     evaluation: EvaluationSettings = EvaluationSettings()
     models: MLSettings = MLSettings()

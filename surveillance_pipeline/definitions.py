@@ -10,20 +10,23 @@ import assets.alerts
 import assets.detections
 import assets.features
 import assets.ingestion
+import assets.market
 import assets.models
 import assets.reports
 import assets.storage
-from assets.jobs import daily_batch_job, retraining_job
+from assets.jobs import daily_batch_job, futures_collection_job, retraining_job
 from resources.database import DatabaseResource
 from resources.io_managers import PolarsParquetIOManager
+from resources.market import MarketDataResource
 from resources.mlflow import MLflowResource
 from resources.settings import SettingsResource
 from schedules.nightly_batch_schedule import nightly_batch_schedule
 from schedules.retraining_schedule import weekly_retraining_schedule
+from sensors.futures_market_sensor import futures_market_sensor
 from sensors.landing_folder_sensor import landing_folder_sensor
 
 ASSET_MODULES = [assets.ingestion, assets.storage, assets.features, assets.detections, assets.models,
-                 assets.alerts, assets.reports]
+                 assets.alerts, assets.reports, assets.market]
 
 
 def build_resources() -> dict:
@@ -33,13 +36,14 @@ def build_resources() -> dict:
         "database": DatabaseResource(),
         "io_manager": PolarsParquetIOManager(),
         "mlflow": MLflowResource(),
+        "market_data": MarketDataResource(),
     }
 
 
 defs = Definitions(
     assets=load_assets_from_modules(ASSET_MODULES),
-    jobs=[daily_batch_job, retraining_job],
-    sensors=[landing_folder_sensor],
+    jobs=[daily_batch_job, retraining_job, futures_collection_job],
+    sensors=[landing_folder_sensor, futures_market_sensor],
     schedules=[nightly_batch_schedule, weekly_retraining_schedule],
     resources=build_resources(),
 )

@@ -168,13 +168,15 @@ def test_definitions_load_everything():
     assert keys == {"raw_trades", "raw_orders", "validated_trades", "trade_rejects", "validated_orders",
                     "order_rejects", "stored_trades", "stored_orders", "account_features", "market_features",
                     "rule_detections", "training_set", "isolation_forest_model", "autoencoder_model",
-                    "random_forest_model", "model_ensemble", "model_scores", "alerts", "reports"}
+                    "random_forest_model", "model_ensemble", "model_scores", "alerts", "reports",
+                    "futures_market_data"}
     checks = {key.name for key in repository.asset_graph.asset_check_keys}
     assert checks == {"validated_trades_check", "validated_orders_check", "trade_rejects_ratio_check",
                       "order_rejects_ratio_check", "account_features_drift_check", "market_features_drift_check"}
     assert repository.get_sensor_def("landing_folder_sensor")
     assert repository.get_schedule_def("nightly_batch_schedule")
     assert repository.get_schedule_def("weekly_retraining_schedule")
+    assert repository.get_sensor_def("futures_market_sensor") and repository.get_job("futures_collection_job")
     assert repository.get_job("daily_batch_job") and repository.get_job("retraining_job")
     daily = {k.to_user_string() for k in repository.get_job("daily_batch_job").asset_layer.executable_asset_keys}
     assert {"model_scores", "alerts", "reports"} <= daily and "training_set" not in daily

@@ -218,6 +218,78 @@ class ModelVersionRow(Base):
     __table_args__ = (sa.UniqueConstraint("model_name", "version", name="uq_model_versions_model_name_version"),)
 
 
+class FundingRateRow(Base):
+    """A settled funding rate of a perpetual, as the exchange's MCP server reported it (migration 0003)."""
+
+    __tablename__ = "futures_funding_rates"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    market: Mapped[str] = mapped_column(sa.String, nullable=False)
+    funding_time: Mapped[dt.datetime] = mapped_column(UtcDateTime, nullable=False)
+    theoretical_funding_rate: Mapped[float | None] = mapped_column(sa.Double)
+    actual_funding_rate: Mapped[float | None] = mapped_column(sa.Double)
+    source: Mapped[str] = mapped_column(sa.String, nullable=False)
+
+    __table_args__ = (sa.UniqueConstraint("market", "funding_time", name="uq_futures_funding_rates_market_time"),
+                      sa.Index("ix_futures_funding_rates_funding_time", "funding_time"))
+
+
+class LiquidationRow(Base):
+    """A liquidation, when the source provides them (CoinEx's server does not: nothing is stored then)."""
+
+    __tablename__ = "futures_liquidations"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    market: Mapped[str] = mapped_column(sa.String, nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, nullable=False)
+    side: Mapped[str | None] = mapped_column(sa.String)
+    price: Mapped[float | None] = mapped_column(sa.Double)
+    amount: Mapped[float | None] = mapped_column(sa.Double)
+    source: Mapped[str] = mapped_column(sa.String, nullable=False)
+
+    __table_args__ = (sa.Index("ix_futures_liquidations_market_created_at", "market", "created_at"),)
+
+
+class BasisRow(Base):
+    __tablename__ = "futures_basis_history"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    market: Mapped[str] = mapped_column(sa.String, nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, nullable=False)
+    basis_rate: Mapped[float | None] = mapped_column(sa.Double)
+    source: Mapped[str] = mapped_column(sa.String, nullable=False)
+
+    __table_args__ = (sa.UniqueConstraint("market", "created_at", name="uq_futures_basis_history_market_time"),)
+
+
+class PremiumIndexRow(Base):
+    __tablename__ = "futures_premium_index"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    market: Mapped[str] = mapped_column(sa.String, nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, nullable=False)
+    premium_index: Mapped[float | None] = mapped_column(sa.Double)
+    source: Mapped[str] = mapped_column(sa.String, nullable=False)
+
+    __table_args__ = (sa.UniqueConstraint("market", "created_at", name="uq_futures_premium_index_market_time"),)
+
+
+class MarketSnapshotRow(Base):
+    """A ticker, order-book or k-line snapshot of a market as taken from the MCP server (JSON payload)."""
+
+    __tablename__ = "market_snapshots"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    market: Mapped[str] = mapped_column(sa.String, nullable=False)
+    market_type: Mapped[str] = mapped_column(sa.String, nullable=False)
+    kind: Mapped[str] = mapped_column(sa.String, nullable=False)
+    taken_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, nullable=False)
+    data: Mapped[Any] = mapped_column(sa.JSON, nullable=False)
+    source: Mapped[str] = mapped_column(sa.String, nullable=False)
+
+    __table_args__ = (sa.Index("ix_market_snapshots_market_kind_taken_at", "market", "kind", "taken_at"),)
+
+
 trades_table: sa.Table = TradeRow.__table__  # type: ignore[assignment]
 orders_table: sa.Table = OrderRow.__table__  # type: ignore[assignment]
 imports_table: sa.Table = ImportRow.__table__  # type: ignore[assignment]
@@ -225,3 +297,8 @@ rejected_rows_table: sa.Table = RejectedRow.__table__  # type: ignore[assignment
 alerts_table: sa.Table = AlertRow.__table__  # type: ignore[assignment]
 feedback_table: sa.Table = FeedbackRow.__table__  # type: ignore[assignment]
 model_versions_table: sa.Table = ModelVersionRow.__table__  # type: ignore[assignment]
+funding_rates_table: sa.Table = FundingRateRow.__table__  # type: ignore[assignment]
+liquidations_table: sa.Table = LiquidationRow.__table__  # type: ignore[assignment]
+basis_table: sa.Table = BasisRow.__table__  # type: ignore[assignment]
+premium_table: sa.Table = PremiumIndexRow.__table__  # type: ignore[assignment]
+snapshots_table: sa.Table = MarketSnapshotRow.__table__  # type: ignore[assignment]

@@ -1,0 +1,148 @@
+"""Collecting a day of futures market data through the MCP client into the database (idempotent per day and
+market), and the latest snapshot per market in Redis when REDIS_URL is set."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+
+import polars as pl
+import sqlalchemy as sa
+
+from surveillance_pipeline.log import get_logger
+from surveillance_pipeline.market import envelope as env
+from surveillance_pipeline.market.client import MarketDataClient
+from surveillance_pipeline.market.tools import DEFAULT_QUOTE
+from surveillance_pipeline.storage.database import Database
+from surveillance_pipeline.storage.models import (
+    basis_table,
+    funding_rates_table,
+    liquidations_table,
+    premium_table,
+    snapshots_table,
+)
+
+log = get_logger(__name__)
+HISTORY_LIMIT = 1000
+
+
+@dataclass
+class MarketBatch:
+    day: date
+    source: str
+    funding: list[pl.DataFrame] = field(default_factory=list)
+    premium: list[pl.DataFrame] = field(default_factory=list)
+    basis: list[pl.DataFrame] = field(default_factory=list)
+    liquidations: list[pl.DataFrame] = field(default_factory=list)
+    snapshots: list[dict] = field(default_factory=list)
+    markets: list[str] = field(default_factory=list)
+    unavailable: dict[str, str] = field(default_factory=dict)  # "tool market" -> the source's message
+
+    def frame(self, name: str) -> pl.DataFrame:
+        frames = [f for f in getattr(self, name) if f.height]
+        return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
+
+
+def day_bounds_ms(day: date) -> tuple[int, int]:
+    start = datetime.combine(day, time(), tzinfo=UTC)
+    return int(start.timestamp() * 1000), int((start + timedelta(days=1)).timestamp() * 1000) - 1
+
+
+def futures_markets(client: MarketDataClient, quote: str = DEFAULT_QUOTE) -> list[str]:
+    return client.list_markets("futures", quote=quote).get_column("market").to_list()
+
+
+def collect_day(client: MarketDataClient, markets: list[str], day: date, quote: str = DEFAULT_QUOTE,
+                snapshots: bool = True) -> MarketBatch:
+    """Funding, premium index, basis and liquidations of `day` for each market (history tools), and a ticker
+    and order-book snapshot taken now. A tool the source does not provide is recorded as unavailable."""
+    start, end = day_bounds_ms(day)
+    batch = MarketBatch(day, client.source, markets=list(markets))
+    taken = datetime.now(UTC)
+    for market in markets:
+        base = market[: -len(quote)] if market.endswith(quote) else market
+        batch.funding.append(client.get_funding_rate_history(base, quote, start, end, HISTORY_LIMIT))
+        batch.premium.append(client.get_premium_index_history(base, quote, start, end, HISTORY_LIMIT))
+        batch.basis.append(client.get_basis_history(base, quote, start, end, HISTORY_LIMIT))
+        try:
+            batch.liquidations.append(client.get_liquidation_history(base, quote, start, end, HISTORY_LIMIT))
+        except env.Unavailable as reason:
+            batch.unavailable[f"get_liquidation_history {market}"] = reason.message
+        if snapshots:
+            for kind, frame in (("ticker", client.get_futures_ticker(base, quote)),
+                                ("orderbook", client.get_futures_orderbook(base, quote, 20))):
+                batch.snapshots.append({"market": market, "market_type": "futures", "kind": kind, "taken_at": taken,
+                                        "data": json.loads(frame.write_json()), "source": client.source})
+    if batch.unavailable:
+        log.info("market data not provided by the source", source=client.source, unavailable=batch.unavailable)
+    return batch
+
+
+def _records(frame: pl.DataFrame, time_column: str, columns: tuple[str, ...], source: str) -> list[dict]:
+    if frame.is_empty():
+        return []
+    return [{"market": r["market"], time_column: r[time_column], **{c: r.get(c) for c in columns}, "source": source}
+            for r in frame.iter_rows(named=True)]
+
+
+def save_market_day(db: Database, batch: MarketBatch) -> dict[str, int]:
+    """Replace the day's rows of the batch's markets from its source (one transaction); append snapshots."""
+    start = datetime.combine(batch.day, time(), tzinfo=UTC)
+    end = start + timedelta(days=1)
+    plan = (
+        (funding_rates_table, "funding_time", batch.frame("funding"),
+         ("theoretical_funding_rate", "actual_funding_rate")),
+        (premium_table, "created_at", batch.frame("premium"), ("premium_index",)),
+        (basis_table, "created_at", batch.frame("basis"), ("basis_rate",)),
+        (liquidations_table, "created_at", batch.frame("liquidations"), ("side", "price", "amount")),
+    )
+    counts = {}
+    with db.transaction() as conn:
+        for table, time_column, frame, columns in plan:
+            moment = table.c[time_column]
+            conn.execute(sa.delete(table).where(table.c.market.in_(batch.markets) & (table.c.source == batch.source)
+                                                & (moment >= start) & (moment < end)))
+            rows = [r for r in _records(frame, time_column, columns, batch.source) if start <= r[time_column] < end]
+            if rows:
+                conn.execute(sa.insert(table), rows)
+            counts[table.name] = len(rows)
+        if batch.snapshots:
+            conn.execute(sa.insert(snapshots_table), batch.snapshots)
+        counts[snapshots_table.name] = len(batch.snapshots)
+    return counts
+
+
+class SnapshotCache:
+    """The latest ticker per market in Redis (`market:<market>:ticker`, JSON, with a time to live). Without a
+    Redis URL the cache is off, and `enabled` / `reason` say so."""
+
+    def __init__(self, url: str | None, ttl_seconds: int = 300) -> None:
+        self.url, self.ttl = url, ttl_seconds
+        self.reason = "" if url else "REDIS_URL is not set: snapshot caching is off"
+        self._redis = None
+        if url:
+            import redis
+
+            self._redis = redis.Redis.from_url(url, socket_timeout=2)
+
+    @property
+    def enabled(self) -> bool:
+        return self._redis is not None
+
+    def put(self, batch: MarketBatch) -> int:
+        if not self.enabled:
+            return 0
+        written = 0
+        for snap in batch.snapshots:
+            if snap["kind"] == "ticker":
+                self._redis.set(f"market:{snap['market']}:ticker", json.dumps(
+                    {"taken_at": snap["taken_at"].isoformat(), "source": snap["source"], "data": snap["data"]}),
+                    ex=self.ttl)
+                written += 1
+        return written
+
+    def get(self, market: str) -> dict | None:
+        if not self.enabled:
+            return None
+        raw = self._redis.get(f"market:{market}:ticker")
+        return json.loads(raw) if raw else None

@@ -1,0 +1,103 @@
+"""Collection of futures market data and the futures sensor, against our replay server over streamable HTTP."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import sqlalchemy as sa
+from dagster import build_sensor_context, materialize
+
+import assets.market
+from resources.database import DatabaseResource
+from resources.io_managers import PolarsParquetIOManager
+from resources.market import MarketDataResource
+from resources.settings import SettingsResource
+from sensors.futures_market_sensor import futures_market_sensor
+from surveillance_pipeline.market.client import MarketDataClient, MarketDataError
+from surveillance_pipeline.storage.database import Database
+from surveillance_pipeline.storage.models import funding_rates_table, snapshots_table
+from tests.market.test_replay_client import _free_port, store  # noqa: F401  (the fixture)
+
+DAY = "2026-03-02"
+
+
+class ReplayHttp:
+    def __init__(self, folder, port: int) -> None:
+        self.folder, self.port, self.process = folder, port, None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/mcp"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "surveillance_pipeline.cli", "market", "serve", "--data", str(self.folder),
+             "--transport", "http", "--port", str(self.port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        probe = MarketDataClient(url=self.url, timeout_seconds=3, retries=20, backoff_seconds=0.2)
+        probe.list_markets("futures")  # waits until it answers
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def replay(store, tmp_path):  # noqa: F811
+    store.save(tmp_path / "replay")
+    server = ReplayHttp(tmp_path / "replay", _free_port())
+    server.start()
+    yield server
+    if server.process.poll() is None:
+        server.stop()
+
+
+def _resources(tmp_path, url: str) -> dict:
+    return {"settings": SettingsResource(), "database": DatabaseResource(url=f"sqlite:///{tmp_path / 'db.sqlite'}"),
+            "io_manager": PolarsParquetIOManager(base_dir=str(tmp_path / "warehouse")),
+            "market_data": MarketDataResource(url=url, retries=1, backoff_seconds=0.05)}
+
+
+def test_collection_stores_the_day_idempotently_and_caches_tickers(replay, tmp_path, monkeypatch):
+    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    for _ in range(2):  # the same partition twice: the day's rows replaced, not doubled
+        result = materialize([assets.market.futures_market_data], partition_key=DAY,
+                             resources=_resources(tmp_path, replay.url))
+        assert result.success
+    meta = {k: v.value for k, v in result.get_asset_materialization_events()[-1]
+            .event_specific_data.materialization.metadata.items()}
+    assert meta["markets"] == ["BTCUSDT"] and meta["rows_by_table"]["futures_funding_rates"] == 1
+    assert "get_liquidation_history BTCUSDT" in meta["unavailable"]  # said, never invented
+    db = Database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    with db.transaction() as conn:
+        funding = conn.execute(sa.select(funding_rates_table.c.actual_funding_rate)).scalars().all()
+        snaps = conn.execute(sa.select(sa.func.count()).select_from(snapshots_table)).scalar_one()
+    db.dispose()
+    assert funding == [0.0015] and snaps == 4  # 2 runs x (ticker + order book)
+    assert meta["redis_cache"] == "on"
+    from surveillance_pipeline.market.collect import SnapshotCache
+
+    cached = SnapshotCache(redis_url).get("BTCUSDT")
+    assert cached and cached["data"][0]["last"] == 102.0
+    assert SnapshotCache(None).enabled is False and "REDIS_URL" in SnapshotCache(None).reason
+
+
+def test_sensor_requests_runs_for_new_data_fails_visibly_and_recovers(replay, tmp_path):
+    resources = {"settings": SettingsResource(),
+                 "market_data": MarketDataResource(url=replay.url, retries=0, timeout_seconds=3)}
+    context = build_sensor_context(resources=resources)
+    requests = futures_market_sensor(context)
+    assert [r.partition_key for r in requests] == [DAY] and "BTCUSDT@" in requests[0].run_key
+    cursor = context.cursor
+    again = futures_market_sensor(build_sensor_context(cursor=cursor, resources=resources))
+    assert "no new data" in again.skip_message
+    replay.stop()
+    with pytest.raises(MarketDataError, match="get_ticker|list_markets|get_funding_rate"):
+        futures_market_sensor(build_sensor_context(cursor=cursor, resources=resources))
+    replay.start()
+    time.sleep(0.2)
+    recovered = futures_market_sensor(build_sensor_context(cursor=cursor, resources=resources))
+    assert "no new data" in recovered.skip_message
