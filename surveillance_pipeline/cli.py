@@ -555,6 +555,52 @@ def market_serve(
         server.run("streamable-http", host=host, port=port)
 
 
+@market_app.command("generate")
+def market_generate(
+    out_dir: Annotated[Path, typer.Option("--out", help="replay folder to write (Parquet per table + labels.csv)")],
+    days: Annotated[int, typer.Option(help="days of minute data")] = 3,
+    seed: Annotated[int, typer.Option(help="scenario seed")] = 0,
+    clean: Annotated[bool, typer.Option(help="no abuse episodes")] = False,
+) -> None:
+    """Generated futures markets with labelled abuse (funding, liquidation, basis, open-interest patterns)."""
+    from surveillance_pipeline.market.futures_scenarios import generate_futures
+
+    scenario = generate_futures(days=days, seed=seed, clean=clean)
+    scenario.store.save(out_dir)
+    tmp = out_dir / ".labels.csv.tmp"
+    scenario.labels.with_columns(pl_iso("start"), pl_iso("end")).write_csv(tmp)
+    tmp.replace(out_dir / "labels.csv")
+    out.print(f"{days} day(s), {len(scenario.store.markets('futures'))} futures markets, {scenario.labels.height} "
+              f"labelled episodes -> {out_dir}")
+
+
+def pl_iso(column: str):
+    import polars as pl
+
+    return pl.col(column).dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
+
+
+@market_app.command("detect")
+def market_detect(
+    data: Annotated[Path, typer.Option("--data", help="a replay folder (surveillance market generate, or collected)")],
+    out_dir: Annotated[Path, typer.Option("--out", help="folder for alerts.csv and alerts.json")] = Path("alerts"),
+) -> None:
+    """The futures detectors on recorded market data: alerts.csv and alerts.json (market-level)."""
+    from surveillance_pipeline.detectors.alerts import write_alerts
+    from surveillance_pipeline.market.futures_detectors import futures_alerts
+    from surveillance_pipeline.market.replay import ReplayStore
+
+    try:
+        store = ReplayStore.load(data)
+    except FileNotFoundError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(1) from None
+    alerts = futures_alerts(store.tables)
+    csv_path, json_path = write_alerts(alerts, out_dir)
+    counts = dict(alerts.group_by("pattern").len().sort("pattern").iter_rows()) if alerts.height else {}
+    out.print(f"{alerts.height} futures alerts {counts} -> {csv_path}, {json_path}")
+
+
 @features_app.command("docs")
 def features_docs(
     out_file: Annotated[Path, typer.Option("--out", help="where the table is written")] = Path("docs/FEATURES.md"),
