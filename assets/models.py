@@ -20,6 +20,7 @@ from resources.io_managers import PARTITION_COLUMN
 from resources.mlflow import MLflowResource
 from resources.settings import SettingsResource
 from surveillance_pipeline.features.base import DATE
+from surveillance_pipeline.ml.base import ModelError
 from surveillance_pipeline.ml.dataset import LABEL, PATTERNS
 from surveillance_pipeline.ml.registry import Registration
 from surveillance_pipeline.ml.scoring import TooFewAccountDays, score_account_days
@@ -81,7 +82,12 @@ def _train_member(kind: str, context: AssetExecutionContext, table: pl.DataFrame
         trained = trainer.grow_forest(registry.load(kind), data, champion)
         context.log.info(f"random_forest grown from v{champion}: {trained.details}")
     else:
-        trained = trainer.train_model(kind, data)
+        try:
+            trained = trainer.train_model(kind, data)
+        except ModelError as reason:  # e.g. no abusive account-day in the training days: said, not hidden
+            context.log.warning(f"{kind} not trained: {reason}")
+            return Output(_record(kind, NOT_TRAINED, str(reason), None, {}),
+                          metadata={"status": NOT_TRAINED, "reason": str(reason)})
     registration = register_model(registry, trained, data, cfg, tags={"trigger": "dagster", "run_id": context.run.run_id})
     context.log.info(f"{registration.name} v{registration.version}: {registration.reason}")
     return Output(_record(kind, TRAINED, "", registration, trained.metrics),
@@ -129,6 +135,8 @@ def model_ensemble(context: AssetExecutionContext, training_set: pl.DataFrame,
             continue
         bundle = registry.load(row["model"], row["version"])
         members[row["model"]] = evaluate_bundle(trainer, row["model"], bundle, data)
+    if not members:
+        raise ModelError("model_ensemble: none of the three models was trained (see their assets' reasons)")
     trained = trainer.build_ensemble(members, data)
     registration = register_model(registry, trained, data, cfg, tags={"trigger": "dagster", "run_id": context.run.run_id,
                                   "members": json.dumps({k: int(r.row(0, named=True)["version"] or 0) for k, r in

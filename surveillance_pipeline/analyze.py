@@ -31,6 +31,7 @@ from surveillance_pipeline.detectors.files import FileDetection, read_valid_rows
 from surveillance_pipeline.engine.engine import empty_alerts
 from surveillance_pipeline.ingest.importer import ImportOptions
 from surveillance_pipeline.ingest.presets import ORDERS, TRADES
+from surveillance_pipeline.ml.registry import resolve_tracking_uri
 
 
 class AnalyzeError(RuntimeError):
@@ -93,8 +94,7 @@ def analyze(trades: list[Path], orders: list[Path], out_dir: Path, settings: Set
         "SURVEILLANCE__PATHS__ALERTS_DIR": str(workspace / "alerts"),
         "SURVEILLANCE__PATHS__REPORTS_DIR": str(workspace / "reports"),
         "DATABASE_URL": f"sqlite:///{workspace / 'surveillance.db'}",
-        "MLFLOW_TRACKING_URI": os.environ.get("MLFLOW_TRACKING_URI") or str(
-            settings.resolve(Path(settings.services.mlflow_tracking_uri))),
+        "MLFLOW_TRACKING_URI": resolve_tracking_uri(settings.services.mlflow_tracking_uri, settings.root),
     }
     try:
         for day in days:

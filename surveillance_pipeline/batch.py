@@ -120,6 +120,8 @@ def backfill(first: date, last: date, concurrency: int = 2,
                 for day in days:
                     result.runs.append(pool.submit(run_partition, wave, groups, day).result())
                     progress(result.runs[-1], len(result.runs), total)
+                    if not result.runs[-1].ok:
+                        break  # the days after it would link to alerts that are missing
             if result.failed:
                 break
     return result

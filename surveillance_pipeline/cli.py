@@ -61,6 +61,21 @@ def _parse_mapping(pairs: list[str]) -> dict[str, str]:
     return mapping
 
 
+def _check_preset(preset: str | None) -> None:
+    if preset and preset not in PRESETS:
+        err.print(f"[red]unknown preset {preset!r}; known presets: {', '.join(sorted(PRESETS))}[/red]")
+        raise typer.Exit(2)
+
+
+def _day_range(first_day: str | None, last_day: str | None) -> list[date | None]:
+    """--from / --to as dates (None when not given), or exit 2 naming the bad value."""
+    try:
+        return [date.fromisoformat(d) if d else None for d in (first_day, last_day)]
+    except ValueError as exc:
+        err.print(f"[red]--from / --to: {escape(str(exc))} (expected YYYY-MM-DD)[/red]")
+        raise typer.Exit(2) from None
+
+
 def _progress() -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,} rows"),
                     TimeElapsedColumn(), console=err, transient=True, disable=not err.is_terminal)
@@ -220,14 +235,8 @@ def detect(
     from surveillance_pipeline.detectors.files import detect_files
 
     settings = _settings(config)
-    if preset and preset not in PRESETS:
-        err.print(f"[red]unknown preset {preset!r}; known presets: {', '.join(sorted(PRESETS))}[/red]")
-        raise typer.Exit(2)
-    try:
-        days = [date.fromisoformat(d) if d else None for d in (first_day, last_day)]
-    except ValueError as exc:
-        err.print(f"[red]--from / --to: {escape(str(exc))} (expected YYYY-MM-DD)[/red]")
-        raise typer.Exit(2) from None
+    _check_preset(preset)
+    days = _day_range(first_day, last_day)
     try:
         result = detect_files(trades, orders or [], settings, preset, *days)
     except InputFileError as exc:
@@ -261,14 +270,8 @@ def analyze(
     from surveillance_pipeline.analyze import AnalyzeError, analyze as run_analysis
 
     settings = _settings(config)
-    if preset and preset not in PRESETS:
-        err.print(f"[red]unknown preset {preset!r}; known presets: {', '.join(sorted(PRESETS))}[/red]")
-        raise typer.Exit(2)
-    try:
-        days = [date.fromisoformat(d) if d else None for d in (first_day, last_day)]
-    except ValueError as exc:
-        err.print(f"[red]--from / --to: {escape(str(exc))} (expected YYYY-MM-DD)[/red]")
-        raise typer.Exit(2) from None
+    _check_preset(preset)
+    days = _day_range(first_day, last_day)
     try:
         result = run_analysis(trades, orders or [], out_dir, settings, preset, *days, keep_workspace=keep_workspace,
                               progress=lambda line: out.print(line, markup=False))

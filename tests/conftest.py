@@ -35,6 +35,18 @@ def make_settings(root: Path, **environ: str) -> Settings:
     return load_settings(environ=env)
 
 
+def land_days(landing: Path, scenario, days: list[str]) -> None:
+    """A generated scenario's trades and orders as the landing folder's per-day CSV files."""
+    import polars as pl
+
+    for day in days:
+        folder = landing / day
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, frame in (("trades.csv", scenario.trades), ("orders.csv", scenario.orders)):
+            frame.filter(pl.col("timestamp").dt.date().cast(pl.String) == day).with_columns(
+                pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ")).write_csv(folder / name)
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path)

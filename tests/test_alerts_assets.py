@@ -27,6 +27,7 @@ DAYS = ["2026-03-02", "2026-03-03"]
 DAILY = load_assets_from_modules([assets.ingestion, assets.storage, assets.features, assets.detections,
                                   assets.models, assets.alerts])
 import assets.reports  # noqa: E402
+from tests.conftest import land_days
 
 DAILY = [*DAILY, assets.reports.reports]
 SELECTION = ["raw_trades", "raw_orders", "validated_trades", "trade_rejects", "validated_orders", "order_rejects",
@@ -48,12 +49,7 @@ def project(tmp_path_factory):
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     scenario = generate_scenario(ScenarioSpec(days=len(DAYS), seed=4, accounts=300, trades_per_day=4_000))
-    for day in DAYS:
-        folder = root / "landing" / day
-        folder.mkdir(parents=True)
-        for name, frame in (("trades.csv", scenario.trades), ("orders.csv", scenario.orders)):
-            frame.filter(pl.col("timestamp").dt.date().cast(pl.String) == day).with_columns(
-                pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ")).write_csv(folder / name)
+    land_days(root / "landing", scenario, DAYS)
     yield root, scenario
     for key, value in saved.items():
         if value is None:

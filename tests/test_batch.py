@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from surveillance_pipeline.cli import app
 from surveillance_pipeline.scenarios import ScenarioSpec, generate_scenario
+from tests.conftest import land_days
 
 DAYS = ["2026-03-02", "2026-03-03", "2026-03-04"]
 
@@ -28,12 +29,7 @@ def project(tmp_path, monkeypatch):
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     scenario = generate_scenario(ScenarioSpec(days=len(DAYS), seed=8, accounts=200, trades_per_day=2_500))
-    for day in DAYS:
-        folder = tmp_path / "landing" / day
-        folder.mkdir(parents=True)
-        for name, frame in (("trades.csv", scenario.trades), ("orders.csv", scenario.orders)):
-            frame.filter(pl.col("timestamp").dt.date().cast(pl.String) == day).with_columns(
-                pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ")).write_csv(folder / name)
+    land_days(tmp_path / "landing", scenario, DAYS)
     return tmp_path
 
 

@@ -14,6 +14,7 @@ from resources.io_managers import PolarsParquetIOManager
 from resources.settings import SettingsResource
 from surveillance_pipeline.contract import ALERT_COLUMNS
 from surveillance_pipeline.scenarios import ScenarioSpec, generate_scenario
+from tests.conftest import land_days
 
 DAYS = ["2026-03-02", "2026-03-03"]
 INGESTION = [assets.ingestion.raw_trades, assets.ingestion.raw_orders, assets.ingestion.validated_trades,
@@ -32,12 +33,8 @@ def project(tmp_path_factory):
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     scenario = generate_scenario(ScenarioSpec(days=len(DAYS), seed=4, accounts=120, trades_per_day=4_000))
+    land_days(root / "landing", scenario, DAYS)
     for day in DAYS:
-        folder = root / "landing" / day
-        folder.mkdir(parents=True)
-        for name, frame in (("trades.csv", scenario.trades), ("orders.csv", scenario.orders)):
-            frame.filter(pl.col("timestamp").dt.date().cast(pl.String) == day).with_columns(
-                pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ")).write_csv(folder / name)
         assert materialize(INGESTION, partition_key=day, resources=_resources(root)).success
     yield root, scenario.labels
     for key, value in saved.items():

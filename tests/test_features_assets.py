@@ -19,6 +19,7 @@ from resources.settings import SettingsResource
 from surveillance_pipeline.features.account import ACCOUNT_FEATURES
 from surveillance_pipeline.features.market import MARKET_FEATURES
 from surveillance_pipeline.scenarios import ScenarioSpec, generate_scenario
+from tests.conftest import land_days
 
 DAYS = ["2026-03-02", "2026-03-03", "2026-03-04"]
 INGESTION = [assets.ingestion.raw_trades, assets.ingestion.raw_orders, assets.ingestion.validated_trades,
@@ -38,12 +39,8 @@ def project(tmp_path_factory):
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     scenario = generate_scenario(ScenarioSpec(days=len(DAYS), seed=5, accounts=80, trades_per_day=1_500))
+    land_days(root / "landing", scenario, DAYS)
     for day in DAYS:
-        folder = root / "landing" / day
-        folder.mkdir(parents=True)
-        for name, frame in (("trades.csv", scenario.trades), ("orders.csv", scenario.orders)):
-            frame.filter(pl.col("timestamp").dt.date().cast(pl.String) == day).with_columns(
-                pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ")).write_csv(folder / name)
         assert materialize(INGESTION, partition_key=day, resources=_resources(root)).success
     yield root
     for key, value in saved.items():

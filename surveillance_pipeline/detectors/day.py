@@ -31,5 +31,5 @@ def detect_day(detector: RuleBasedDetector, day: date, trades: pl.LazyFrame, ord
             yield DetectionInputs(trades=day_trades.filter(mine).collect(), orders=day_orders.filter(mine).collect(),
                                   history=history.filter(mine).collect(), day=day)
 
-    return detector.run_in_batches(batches(), lambda: DetectionInputs(
-        trades=day_trades.collect(), history=history.collect(), day=day))
+    # the cross-symbol detectors (excessive trading) read the day's trades only
+    return detector.run_in_batches(batches(), lambda: DetectionInputs(trades=day_trades.collect(), day=day))

@@ -65,7 +65,7 @@ import math
 import polars as pl
 from pydantic import Field, model_validator
 
-from surveillance_pipeline.contract import Pattern
+from surveillance_pipeline.contract import Trade, Pattern
 from surveillance_pipeline.detectors.base import DetectionInputs, DetectorSettings, Finding, empty_findings, findings_frame
 from surveillance_pipeline.detectors.pump_parts import event_accounts, event_evidence, price_paths
 from surveillance_pipeline.detectors.pump_windows import SYMBOL, build_tape, chunk_counts, events_of, spike_windows
@@ -210,6 +210,19 @@ def detect_pump_and_dump(inputs: DetectionInputs, settings: PumpAndDumpSettings)
     """One finding per pump-and-dump event of the day (see the module docstring)."""
     if not settings.enabled or inputs.trades.is_empty():
         return empty_findings()
+    # Whether buyers are counted is a property of each symbol's tape: an anonymous symbol is judged as one even
+    # when another symbol of the day names its accounts (and so the result never depends on the company).
+    named = set(inputs.trades.filter(pl.col(Trade.BUYER_ID).is_not_null() | pl.col(Trade.SELLER_ID).is_not_null())
+                .get_column(Trade.SYMBOL).unique().to_list())
+    every = set(inputs.trades.get_column(Trade.SYMBOL).unique().to_list())
+    if named and named != every:
+        parts = []
+        for group in (sorted(named), sorted(every - named)):
+            mine = pl.col(Trade.SYMBOL).is_in(group)
+            parts.append(detect_pump_and_dump(DetectionInputs(
+                trades=inputs.trades.filter(mine), orders=inputs.orders.filter(pl.col(Trade.SYMBOL).is_in(group)),
+                history=inputs.history.filter(mine), day=inputs.day), settings))
+        return pl.concat(parts).sort(Finding.WINDOW_START, Finding.SYMBOL)
     tape = build_tape(inputs, settings)
     chunks = chunk_counts(tape, settings)
     events = events_of(spike_windows(chunks, tape, settings, inputs.has_accounts), chunks, settings)

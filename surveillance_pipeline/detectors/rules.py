@@ -61,7 +61,7 @@ class RuleBasedDetector:
         """The same alerts as `run` on the whole day, with memory bounded by a batch of symbols: every
         detector that judges a symbol on its own runs batch by batch (`batches` yields the day's trades, orders
         and history of a few symbols at a time), those that compare an account across symbols
-        (CROSS_SYMBOL) run once on `whole_day_trades()` (trades and history of every symbol, no orders)."""
+        (CROSS_SYMBOL) run once on `whole_day_trades()` (the day's trades of every symbol)."""
         enabled = self.enabled()
         per_symbol = [entry for entry in enabled if entry[0] not in CROSS_SYMBOL]
         across = [entry for entry in enabled if entry[0] in CROSS_SYMBOL]

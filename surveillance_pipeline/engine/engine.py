@@ -53,6 +53,10 @@ class DetectionEngine:
         rows = []
         rules = rule_alerts.select(list(ALERT_SCHEMA)) if rule_alerts.height else pl.DataFrame(schema=ALERT_SCHEMA)
         rule_accounts = _accounts_by_alert(rules)
+        by_account: dict[str, list[dict]] = {}
+        for other in rules.select(Alert.ALERT_ID, Alert.PATTERN, Alert.SCORE).iter_rows(named=True):
+            for account in rule_accounts[other[Alert.ALERT_ID]]:
+                by_account.setdefault(account, []).append(other)
         peers = peer_table(features, list({a for r in flagged.iter_rows(named=True) for a in [r[ACCOUNT]]}),
                            _feature_names(flagged)) if features is not None and flagged.height else {}
         for alert in rules.iter_rows(named=True):
@@ -68,10 +72,9 @@ class DetectionEngine:
                 top = _features_of(best, peers, s.top_features)
                 parts.append(corroboration_sentence(best[ACCOUNT], model_score, best["day_rank"],
                                                     best["day_accounts"], top))
-            # Corroboration: other patterns' rule alerts on the same accounts that day.
-            others = [o for o in rules.iter_rows(named=True) if o[Alert.ALERT_ID] != alert[Alert.ALERT_ID]
-                      and o[Alert.PATTERN] != alert[Alert.PATTERN] and accounts
-                      and set(accounts) & set(rule_accounts[o[Alert.ALERT_ID]])]
+            # Corroboration: other patterns' rule alerts on the same accounts that day (from an account index).
+            others = {o[Alert.ALERT_ID]: o for account in accounts for o in by_account.get(account, [])
+                      if o[Alert.PATTERN] != alert[Alert.PATTERN]}.values()
             if others:
                 strongest = max(others, key=lambda o: o[Alert.SCORE])
                 signals.append(s.corroboration_weight * strongest[Alert.SCORE])
@@ -117,7 +120,7 @@ class DetectionEngine:
         agreeing = pl.sum_horizontal([(pl.col(c) >= 0.5).cast(pl.Int32) for c in per_model]) if per_model else pl.lit(0)
         candidates = ranked.filter(
             pl.col("anomalous") & (pl.col("score") >= s.ml_min_score) & (pl.col("day_rank") <= limit)
-            & (agreeing >= min(s.ml_min_models, max(len(per_model), 1)))
+            & (agreeing >= s.ml_min_models)
             & ~pl.col(ACCOUNT).is_in(list(covered)))
         if candidates.is_empty():
             return []
@@ -215,7 +218,7 @@ def _trade_spans(trades: pl.DataFrame, accounts: list[str], max_evidence: int) -
                       Trade.TRADE_ID),
         trades.select(pl.col(Trade.SELLER_ID).cast(pl.String).alias(ACCOUNT), Trade.SYMBOL, Trade.TIMESTAMP,
                       Trade.TRADE_ID),
-    ]).filter(pl.col(ACCOUNT).is_in(accounts))
+    ]).filter(pl.col(ACCOUNT).is_in(accounts)).unique([ACCOUNT, Trade.TRADE_ID])  # a self-trade counts once
     if legs.is_empty():
         return {}
     per = legs.group_by(ACCOUNT, Trade.SYMBOL).agg(

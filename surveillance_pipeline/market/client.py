@@ -147,9 +147,16 @@ class MarketDataClient:
         return env.funding_rates(self.call("get_funding_rate", base=base, quote=quote))
 
     def _history(self, tool: str, parse, base: str, quote: str, start_ms: int | None, end_ms: int | None,
-                 limit: int) -> pl.DataFrame:
-        return parse(self.call(tool, base=base, quote=quote, start_time=start_ms, end_time=end_ms, page=1,
-                               limit=limit))
+                 limit: int, max_pages: int = 50) -> pl.DataFrame:
+        """Every page of a history tool in the range (a full page means there may be another)."""
+        rows: list = []
+        for page in range(1, max_pages + 1):
+            data = self.call(tool, base=base, quote=quote, start_time=start_ms, end_time=end_ms, page=page,
+                             limit=limit) or []
+            rows += list(data)
+            if len(data) < limit:
+                break
+        return parse(rows)
 
     def get_funding_rate_history(self, base: str, quote: str = DEFAULT_QUOTE, start_ms: int | None = None,
                                  end_ms: int | None = None, limit: int = 100) -> pl.DataFrame:

@@ -100,7 +100,10 @@ def save_market_day(db: Database, batch: MarketBatch) -> dict[str, int]:
     with db.transaction() as conn:
         for table, time_column, frame, columns in plan:
             moment = table.c[time_column]
-            conn.execute(sa.delete(table).where(table.c.market.in_(batch.markets) & (table.c.source == batch.source)
+            # a market whose data the source did not provide keeps what was stored before
+            fetched = [m for m in batch.markets if not (table is liquidations_table
+                                                        and f"get_liquidation_history {m}" in batch.unavailable)]
+            conn.execute(sa.delete(table).where(table.c.market.in_(fetched) & (table.c.source == batch.source)
                                                 & (moment >= start) & (moment < end)))
             rows = [r for r in _records(frame, time_column, columns, batch.source) if start <= r[time_column] < end]
             if rows:

@@ -46,7 +46,7 @@ def data_of(tool: str, envelope: dict[str, Any]) -> Any:
     code = envelope.get("code")
     if code != 0:
         message = str(envelope.get("message", ""))
-        if tool == "get_liquidation_history" or "not available" in message.lower():
+        if code == -1 and "not available" in message.lower():  # CoinEx's stub answer, not a transient error
             raise Unavailable(tool, code, message)
         raise ExchangeToolError(tool, code, message)
     return envelope.get("data")

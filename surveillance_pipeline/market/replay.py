@@ -102,7 +102,10 @@ def _ms(value: datetime) -> int:
 
 
 def _s(value) -> str | None:
-    return None if value is None else format(float(value), ".10g")
+    """A plain decimal string, as CoinEx sends numbers: no exponent, full precision ("0.00003", "123456789012.5")."""
+    import numpy as np
+
+    return None if value is None else np.format_float_positional(float(value), trim="-")
 
 
 def build_server(store: ReplayStore, name: str = "surveillance-replay"):
@@ -161,8 +164,10 @@ def build_server(store: ReplayStore, name: str = "surveillance-replay"):
         side = lambda s: [[_s(r["price"]), _s(r["amount"])] for r in  # noqa: E731
                           latest.filter(pl.col("side") == s).head(limit or 20).iter_rows(named=True)]
         stamp = latest["updated_at"][0]
+        trades = store.upto("deals", market, market_type)
+        last = _s(trades.sort("created_at")["price"][-1]) if trades.height else None  # the last trade, not a level
         return {**OK, "data": {"market": market, "is_full": True, "depth": {
-            "asks": side("ask"), "bids": side("bid"), "last": _s(latest["price"][0]), "updated_at": _ms(stamp)}}}
+            "asks": side("ask"), "bids": side("bid"), "last": last, "updated_at": _ms(stamp)}}}
 
     @server.tool()
     async def get_kline(base: str, quote: str = DEFAULT_QUOTE, period: str = "1hour", limit: int | None = 100,

@@ -98,8 +98,12 @@ class ModelRegistry:
         try:
             return int(self.client.get_model_version_by_alias(self.model_name(kind),
                                                               self.settings.champion_alias).version)
-        except MlflowException:
-            return None
+        except MlflowException as error:
+            # no such model or alias: no champion. Anything else (the store unreachable...) is an error: treating
+            # an outage as "no champion" would promote an untested model or score with self-fitted ones.
+            if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+                return None
+            raise
 
     def load(self, kind: str, version: int | None = None):
         """The bundle of `kind` at `version`, or the champion; ModelError when there is none."""
@@ -118,9 +122,12 @@ class ModelRegistry:
 
     # -- logging and the gate ---------------------------------------------------------------------------
     def register(self, trained, validation_table, y_validation: np.ndarray | None, metric: str,
-                 params: dict, tags: dict | None = None, artifacts: dict[str, Path] | None = None) -> Registration:
+                 params: dict, tags: dict | None = None, artifacts: dict[str, Path] | None = None,
+                 gate_split: str = "test") -> Registration:
         """Log `trained` (a TrainedModel) as a run, register a new version and apply the promotion gate: the
-        version becomes champion only if it beats the current champion on the same validation data."""
+        version becomes champion only if it beats the current champion on the same held-out days
+        (`validation_table` / `y_validation` are those of `gate_split`, by default the test days: the validation
+        days tuned the new version's cuts and weights, so comparing there would favour it)."""
         import mlflow.pyfunc
 
         from surveillance_pipeline.ml.pyfunc import BUNDLE_ARTIFACT
@@ -155,31 +162,34 @@ class ModelRegistry:
                                            await_registration_for=60)
             version = int(info.registered_model_version)
             registration = self._gate(name, trained, version, run.info.run_id, validation_table, y_validation,
-                                      metric)
+                                      metric, gate_split)
             mlflow.set_tags({"promoted": str(registration.promoted), "gate_reason": registration.reason})
         self.client.set_model_version_tag(name, str(version), "gate", registration.reason)
         log.info("model registered", **registration.as_dict())
         return registration
 
-    def _gate(self, name: str, trained, version: int, run_id: str, table, y, metric: str) -> Registration:
+    def _gate(self, name: str, trained, version: int, run_id: str, table, y, metric: str,
+              split: str) -> Registration:
         kind = trained.kind
         current = self.champion_version(kind)
-        candidate = trained.metrics["validation"].get(metric)
+        candidate = trained.metrics[split].get(metric)
         previous = None
         if current is None:
             promoted, reason = True, "first version: no champion yet"
         elif y is None or not 0 < int(np.sum(y)) < len(y):
-            promoted, reason = False, (f"kept v{current}: the validation data has no labelled abuse to compare "
+            promoted, reason = False, (f"kept v{current}: the {split} days have no labelled abuse to compare "
                                        "the versions on")
         else:
             try:
                 champion = self.load(kind)
-                previous = classification_metrics(y, champion.score_samples(table)).get(metric)
+                # at the champion's own cut: an ensemble's tuned threshold, 0.5 for a model (see ml.base)
+                cut = champion.ensemble.threshold if hasattr(champion, "ensemble") else 0.5
+                previous = classification_metrics(y, champion.score_samples(table), cut).get(metric)
             except Exception as error:  # an unusable champion is replaced, and the reason says so
-                promoted, reason = True, f"champion v{current} could not score the validation data: {error}"
+                promoted, reason = True, f"champion v{current} could not score the {split} days: {error}"
             else:
                 promoted = metric_value({"m": candidate}, "m") > metric_value({"m": previous}, "m")
-                reason = (f"{metric} on validation {_fmt(candidate)} vs champion v{current} {_fmt(previous)}: "
+                reason = (f"{metric} on the {split} days {_fmt(candidate)} vs champion v{current} {_fmt(previous)}: "
                           + ("promoted" if promoted else "kept the champion"))
         if promoted:
             self._set_champion(name, version)

@@ -45,7 +45,7 @@ def trainer_for(settings: Settings) -> ModelTrainer:
 
 
 def read_labels(folder: Path) -> pl.DataFrame | None:
-    """Every label file in `folder` (CSV or Parquet, the labels contract), de-duplicated by episode id;
+    """Every label file in `folder` (CSV or Parquet, the labels contract), exact duplicate rows dropped;
     None when there is none. A file without the contract's columns is an error naming it."""
     files = sorted(p for p in Path(folder).glob("*") if p.suffix in LABEL_SUFFIXES) if Path(folder).exists() else []
     if not files:
@@ -61,7 +61,8 @@ def read_labels(folder: Path) -> pl.DataFrame | None:
             *[(pl.col(c) if frame.schema[c] != pl.String else
                pl.col(c).str.to_datetime(time_zone="UTC", time_unit="us")).cast(pl.Datetime("us", "UTC"))
               for c in (Label.START, Label.END)]))
-    return pl.concat(frames).unique(Label.EPISODE_ID, keep="last", maintain_order=True)
+    # generated files number their episodes from ep-0001 each: only rows identical in every column are one
+    return pl.concat(frames).unique(maintain_order=True)
 
 
 def read_feature_history(warehouse: Path, window_days: int, asset: str = "account_features") -> pl.DataFrame:
@@ -103,7 +104,8 @@ def register_model(registry: ModelRegistry, trained: TrainedModel, data: Prepare
               "selection": settings.features.selection.model_dump(), **trained.details.get("tuned_params", {})}
     if trained.kind == ENSEMBLE:
         params["weights"] = trained.details.get("weights")
-    return registry.register(trained, data.frame("validation"), data.y["validation"],
+    # the gate compares the new version with the champion on the test days (held out from all tuning)
+    return registry.register(trained, data.frame("test"), data.y["test"],
                              settings.models.training.selection_metric, params,
                              {"split_days": str(data.days.as_dict()), **(tags or {})}, artifacts)
 

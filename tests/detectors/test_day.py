@@ -27,3 +27,31 @@ def test_batched_day_gives_the_whole_days_alerts():
     columns = ["alert_id", "pattern", "symbol", "user_ids", "window_start", "window_end", "score", "explanation"]
     assert a.select(columns).equals(b.select(columns))
     assert a.select(pl.col("evidence").list.sort()).equals(b.select(pl.col("evidence").list.sort()))
+
+
+def test_pump_on_an_anonymous_symbol_is_judged_alone_when_another_symbol_names_accounts():
+    from datetime import datetime, timezone
+    from pathlib import Path
+
+    import pytest
+
+    from surveillance_pipeline.detectors.base import DetectionInputs
+    from surveillance_pipeline.detectors.pump import PumpAndDumpSettings, detect_pump_and_dump
+    from surveillance_pipeline.ingest.importer import ImportOptions
+    from surveillance_pipeline.detectors.files import FileDetection, read_valid_rows
+
+    tape = Path(__file__).resolve().parents[3] / "shared" / "data" / "pumps_dev" / "CVC_2019-08-13_20.00.csv.gz"
+    if not tape.exists():
+        pytest.skip(f"{tape} is absent")
+    trades = read_valid_rows([tape], ImportOptions(kind="trades"), load_settings(), FileDetection())
+    day = datetime(2019, 8, 13, tzinfo=timezone.utc).date()
+    stamp = pl.col(Trade.TIMESTAMP).dt.date()
+    alone = detect_pump_and_dump(DetectionInputs(trades=trades.filter(stamp == day),
+                                                 history=trades.filter(stamp < day), day=day), PumpAndDumpSettings())
+    named = pl.DataFrame({"trade_id": ["n1", "n2"], "timestamp": [datetime(2019, 8, 13, 1, tzinfo=timezone.utc)] * 2,
+                          "symbol": ["OTHERUSDT"] * 2, "side": ["buy", "sell"], "price": [1.0, 1.0],
+                          "quantity": [1.0, 1.0], "buyer_id": ["a", "b"], "seller_id": ["b", "a"]})
+    mixed = pl.concat([trades, named.cast({c: trades.schema[c] for c in named.columns})], how="diagonal_relaxed")
+    together = detect_pump_and_dump(DetectionInputs(trades=mixed.filter(stamp == day), history=mixed.filter(stamp < day),
+                                                    day=day), PumpAndDumpSettings())
+    assert alone.height >= 1 and together.select("symbol", "window_start").equals(alone.select("symbol", "window_start"))

@@ -159,3 +159,9 @@ def test_model_evidence_counts_only_high_in_the_days_ranking():
     wider = DetectionEngine(EngineSettings(model_evidence_max_share=0.2)).combine(
         DAY, rule_alerts(("spoofing", 0.6, "BTCUSDT", "a", 0)), table)
     assert wider.row(0, named=True)["sources"] == "rules;models"
+
+
+def test_one_answering_model_is_not_enough_for_a_model_only_alert():
+    table = scores(n=300, flagged={"m": 0.95}).drop("score_random_forest")  # only the isolation forest answered
+    assert DetectionEngine(EngineSettings(ml_max_share=0.01)).combine(DAY, rule_alerts(), table, None,
+                                                                     trades("m")).is_empty()

@@ -113,7 +113,7 @@ def test_promotion_gate_keeps_the_better_champion_and_rollback_moves_the_alias(t
     metrics = {s: classification_metrics(data.y[s], scores[s]) for s in scores}
     second = register_model(registry, TrainedModel("random_forest", bundle, metrics, scores), data, settings)
     assert second.version == 2 and not second.promoted
-    assert second.previous_value == pytest.approx(good.metrics["validation"]["average_precision"])
+    assert second.previous_value == pytest.approx(good.metrics["test"]["average_precision"])
     assert registry.champion_version("random_forest") == 1
     assert "kept the champion" in second.reason
     # Retraining the good model again: equal, not better -> the champion stays.
@@ -191,3 +191,26 @@ def test_train_and_register_writes_the_report_and_attaches_it(training_table, re
     assert metrics.height == 8 and set(metrics["split"]) == {"validation", "test"}
     artifacts = {a.path for a in registry.client.list_artifacts(outcome.registrations["ensemble"].run_id, "report")}
     assert "report/report.pdf" in artifacts and "report/roc.png" in artifacts
+
+
+def test_labels_of_several_files_are_all_kept(tmp_path):
+    from surveillance_pipeline.ml.service import read_labels
+
+    header = "episode_id,pattern,symbol,user_ids,start,end\n"
+    (tmp_path / "2026-03-02.csv").write_text(header + "ep-0001,wash_trading,BTCUSDT,a;b,2026-03-02T10:00:00Z,"
+                                             "2026-03-02T10:10:00Z\n")
+    (tmp_path / "2026-03-03.csv").write_text(header + "ep-0001,spoofing,ETHUSDT,c,2026-03-03T10:00:00Z,"
+                                             "2026-03-03T10:10:00Z\n")
+    labels = read_labels(tmp_path)
+    assert sorted(labels["pattern"]) == ["spoofing", "wash_trading"]  # same id in two files: two episodes
+
+
+def test_an_unreachable_store_is_an_error_not_no_champion():
+    from surveillance_pipeline.ml.registry import ModelRegistry
+
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
+    try:
+        with pytest.raises(Exception, match="127.0.0.1"):
+            ModelRegistry("http://127.0.0.1:9").champion_version("ensemble")
+    finally:
+        os.environ.pop("MLFLOW_HTTP_REQUEST_MAX_RETRIES", None)
