@@ -28,6 +28,8 @@ features_app = typer.Typer(help="The feature catalogue.", no_args_is_help=True)
 app.add_typer(features_app, name="features")
 market_app = typer.Typer(help="Exchange market data over MCP: our replay server.", no_args_is_help=True)
 app.add_typer(market_app, name="market")
+monitor_app = typer.Typer(help="Futures market monitoring over an exchange's MCP server.", no_args_is_help=True)
+app.add_typer(monitor_app, name="monitor")
 models_app = typer.Typer(help="Registered models (MLflow): list versions, roll the champion back.",
                          no_args_is_help=True)
 app.add_typer(models_app, name="models")
@@ -602,6 +604,63 @@ def market_detect(
     csv_path, json_path = write_alerts(alerts, out_dir)
     counts = dict(alerts.group_by("pattern").len().sort("pattern").iter_rows()) if alerts.height else {}
     out.print(f"{alerts.height} futures alerts {counts} -> {csv_path}, {json_path}")
+
+
+@monitor_app.command("run")
+def monitor_run(
+    once: Annotated[bool, typer.Option("--once", help="one pass (the continuous loop is not built yet)")] = False,
+    mcp: Annotated[str | None, typer.Option("--mcp", help="the MCP server (streamable HTTP URL); default "
+                                            "market.mcp_url / EXCHANGE_MCP_URL")] = None,
+    markets: Annotated[str | None, typer.Option("--markets", help="comma-separated futures markets; default: all "
+                                                "the server lists")] = None,
+    first: Annotated[str | None, typer.Option("--from", help="window start (ISO-8601 UTC); default 24 h before --to")] = None,
+    last: Annotated[str | None, typer.Option("--to", help="window end (ISO-8601 UTC); default now")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="folder for alerts.csv and alerts.json")] = Path("monitor"),
+    config: ConfigOption = None,
+) -> None:
+    """Poll the MCP server's history tools over a window, run the futures detectors, write the alerts."""
+    from datetime import datetime, timezone
+
+    from surveillance_pipeline.detectors.alerts import write_alerts
+    from surveillance_pipeline.market.client import MarketDataClient, MarketDataError
+    from surveillance_pipeline.market.envelope import ExchangeToolError
+    from surveillance_pipeline.market.monitor import monitor_once
+
+    settings = _settings(config)
+    if not once:
+        err.print("[red]only `monitor run --once` exists so far; the continuous loop (start / stop / status) is "
+                  "not built yet[/red]")
+        raise typer.Exit(2)
+    url = mcp or settings.market.mcp_url
+    if not url:
+        err.print("[red]no MCP server: give --mcp URL or set market.mcp_url / EXCHANGE_MCP_URL[/red]")
+        raise typer.Exit(2)
+
+    def moment(text: str | None):
+        if not text:
+            return None
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+    try:
+        window = (moment(first), moment(last))
+    except ValueError as exc:
+        err.print(f"[red]--from / --to: {escape(str(exc))} (expected ISO-8601)[/red]")
+        raise typer.Exit(2) from None
+    try:
+        result = monitor_once(MarketDataClient(url=url), [m.strip() for m in markets.split(",")] if markets else None,
+                              *window, settings.market.quote)
+    except (MarketDataError, ExchangeToolError) as exc:
+        err.print(f"[red]monitoring failed:[/red] {escape(str(exc))}")
+        raise typer.Exit(1) from None
+    csv_path, json_path = write_alerts(result.alerts, out_dir)
+    counts = dict(result.alerts.group_by("pattern").len().sort("pattern").iter_rows()) if result.alerts.height else {}
+    out.print(f"{len(result.markets)} market(s), {result.window[0]:%Y-%m-%d %H:%M} to {result.window[1]:%Y-%m-%d %H:%M} "
+              f"UTC, {result.calls} MCP calls in {result.seconds:.1f} s: {result.alerts.height} alerts {counts}")
+    out.print(f"not assessable over MCP history: {', '.join(result.not_assessed)}")
+    for tool, message in result.unavailable.items():
+        out.print(f"unavailable from the source: {tool}: {escape(message)}")
+    out.print(f"-> {csv_path}, {json_path}")
 
 
 @features_app.command("docs")

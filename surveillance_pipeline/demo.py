@@ -128,6 +128,51 @@ def run_demo(settings: Settings, out_dir: Path, seed: int, console: Console) -> 
     console.print(f"   the daily summary: {reports / 'daily_summary.pdf'}; any period on demand with "
                   "`surveillance report daily|account|pattern --from D --to D`")
 
+    _futures_monitoring(out_dir, seed, console)
+
+
+def _futures_monitoring(out_dir: Path, seed: int, console: Console) -> None:
+    """Generated futures markets served by our replay MCP server over streamable HTTP; one monitoring pass."""
+    import socket
+    import subprocess
+    import sys
+    from datetime import UTC, datetime
+
+    from surveillance_pipeline.detectors.alerts import write_alerts
+    from surveillance_pipeline.market.client import MarketDataClient
+    from surveillance_pipeline.market.futures_scenarios import generate_futures
+    from surveillance_pipeline.market.monitor import monitor_once
+
+    scenario = generate_futures(days=3, seed=seed)
+    folder = out_dir / "futures"
+    scenario.store.save(folder)
+    scenario.labels.write_csv(folder / "labels.csv")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/mcp"
+    server = subprocess.Popen([sys.executable, "-m", "surveillance_pipeline.cli", "market", "serve", "--data",
+                               str(folder), "--transport", "http", "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        client = MarketDataClient(url=url, retries=20, backoff_seconds=0.2)
+        console.print(f"[bold]9. futures monitoring[/bold]: replay MCP server on {url} ({scenario.labels.height} "
+                      f"labelled episodes in 3 days of 3 generated perpetuals), one pass over its history tools")
+        result = monitor_once(client, start=datetime(2026, 3, 2, tzinfo=UTC), end=datetime(2026, 3, 4, 23, 59, tzinfo=UTC))
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    csv_path, _ = write_alerts(result.alerts, out_dir / "futures_alerts")
+    console.print(f"   {result.calls} MCP calls in {result.seconds:.1f} s: {result.alerts.height} alerts -> {csv_path}")
+    for row in result.alerts.sort("window_start").head(4).iter_rows(named=True):
+        console.print(f"   {row['risk_level']:<6} {row['pattern']:<26} {row['explanation'][:150]}", markup=False,
+                      highlight=False)
+    console.print(f"   not assessable over MCP history (no open-interest history tool): "
+                  f"{', '.join(result.not_assessed)}")
+    report = evaluate(result.alerts, scenario.labels.filter(~pl.col("pattern").is_in(result.not_assessed)))
+    for line in report.format_table().splitlines():
+        console.print(f"   {line}", markup=False, highlight=False)
+
 
 def _fmt(value) -> str:
     return "n/a" if value is None else f"{value:.2f}"

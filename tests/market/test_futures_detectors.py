@@ -67,3 +67,29 @@ def test_cli_generate_detect_evaluate(tmp_path: Path):
                                  str(data / "labels.csv")])
     assert scored.exit_code == 0, scored.output
     assert "funding_rate_manipulation" in scored.output and "liquidation_hunting" in scored.output
+
+
+def test_monitor_run_once_over_streamable_http(tmp_path: Path):
+    from tests.market.test_collection_and_sensor import ReplayHttp
+    from tests.market.test_replay_client import _free_port
+
+    scenario = generate_futures(days=3, seed=6)
+    scenario.store.save(tmp_path / "replay")
+    server = ReplayHttp(tmp_path / "replay", _free_port())
+    server.start()
+    try:
+        result = CliRunner().invoke(app, ["monitor", "run", "--once", "--mcp", server.url, "--from",
+                                          "2026-03-02T00:00:00Z", "--to", "2026-03-04T23:59:00Z", "--out",
+                                          str(tmp_path / "out")])
+    finally:
+        server.stop()
+    assert result.exit_code == 0, result.output
+    assert "not assessable over MCP history: position_concentration, funding_rate_farming" in result.output
+    alerts = pl.read_csv(tmp_path / "out" / "alerts.csv", try_parse_dates=True)
+    assessed = scenario.labels.filter(~pl.col("pattern").is_in(["position_concentration", "funding_rate_farming"]))
+    report = evaluate(alerts.with_columns(pl.col("window_start", "window_end").str.to_datetime(time_zone="UTC")
+                                          if alerts.schema["window_start"] == pl.String else pl.col("window_start")),
+                      assessed)
+    assert report.macro_recall == 1.0 and report.macro_precision == 1.0
+    down = CliRunner().invoke(app, ["monitor", "run", "--once", "--mcp", server.url, "--out", str(tmp_path / "x")])
+    assert down.exit_code == 1 and "monitoring failed" in down.output

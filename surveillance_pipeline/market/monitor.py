@@ -1,0 +1,74 @@
+"""One monitoring pass over an exchange's MCP server (`surveillance monitor run --once`): the history tools
+over a window for every futures market, the futures detectors on them, alerts in the contract.
+
+Open interest has no history tool on CoinEx's server (only the current ticker), so the open-interest patterns
+(position concentration, funding farming) need the snapshots the collection stores over time; a single pass
+reports them as not assessable rather than guessing. Liquidations are used when the source provides them."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import polars as pl
+
+from surveillance_pipeline.market import envelope as env
+from surveillance_pipeline.market.client import MarketDataClient
+from surveillance_pipeline.market.futures_detectors import FuturesSettings, futures_alerts
+from surveillance_pipeline.market.replay import UTC_MS
+from surveillance_pipeline.market.tools import DEFAULT_QUOTE
+
+PAGE = 1000
+
+
+@dataclass
+class MonitorPass:
+    alerts: pl.DataFrame
+    markets: list[str]
+    window: tuple[datetime, datetime]
+    unavailable: dict[str, str] = field(default_factory=dict)
+    not_assessed: list[str] = field(default_factory=list)
+    calls: int = 0
+    failed_calls: int = 0
+    seconds: float = 0.0
+
+
+def monitor_once(client: MarketDataClient, markets: list[str] | None = None, start: datetime | None = None,
+                 end: datetime | None = None, quote: str = DEFAULT_QUOTE,
+                 settings: FuturesSettings = FuturesSettings()) -> MonitorPass:
+    began = time.perf_counter()
+    markets = markets or client.list_markets("futures", quote=quote).get_column("market").to_list()
+    end = end or datetime.now(UTC)
+    start = start or end - timedelta(days=1)
+    start_ms, end_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
+    tables: dict[str, list[pl.DataFrame]] = {k: [] for k in ("premium", "basis", "funding", "mark", "liquidations")}
+    unavailable: dict[str, str] = {}
+    minutes = int((end - start).total_seconds() // 60) + 1
+    for market in markets:
+        base = market[: -len(quote)] if market.endswith(quote) else market
+        tag = {"market": market, "market_type": "futures"}
+        tables["premium"].append(client.get_premium_index_history(base, quote, start_ms, end_ms, PAGE)
+                                 .with_columns(**{k: pl.lit(v) for k, v in tag.items()}))
+        tables["basis"].append(client.get_basis_history(base, quote, start_ms, end_ms, PAGE)
+                               .with_columns(**{k: pl.lit(v) for k, v in tag.items()}))
+        tables["funding"].append(client.get_funding_rate_history(base, quote, start_ms, end_ms, PAGE)
+                                 .with_columns(**{k: pl.lit(v) for k, v in tag.items()}))
+        bars = client.get_kline(base, quote, "1min", minutes, "futures")
+        tables["mark"].append(bars.filter(pl.col("created_at").is_between(start, end)).select(
+            pl.lit(market).alias("market"), pl.lit("futures").alias("market_type"), "created_at",
+            pl.col("close").alias("mark_price")))
+        try:
+            tables["liquidations"].append(client.get_liquidation_history(base, quote, start_ms, end_ms, PAGE)
+                                          .with_columns(pl.lit(market).alias("market")))
+        except env.Unavailable as reason:
+            unavailable[f"get_liquidation_history {market}"] = reason.message
+    frames = {name: pl.concat([f for f in parts if f.height], how="diagonal_relaxed").with_columns(
+        pl.col(c).cast(UTC_MS) for c in ("created_at", "funding_time") if any(c in f.columns for f in parts))
+        for name, parts in tables.items() if any(f.height for f in parts)}
+    alerts = futures_alerts(frames, settings)
+    not_assessed = ["position_concentration", "funding_rate_farming"]  # no open-interest history over MCP
+    if "liquidations" not in frames:
+        not_assessed += ["liquidation_hunting", "forced_liquidation"]
+        alerts = alerts.filter(~pl.col("pattern").is_in(["liquidation_hunting", "forced_liquidation"]))
+    return MonitorPass(alerts, markets, (start, end), unavailable, not_assessed, client.calls, client.failed_calls,
+                       time.perf_counter() - began)
