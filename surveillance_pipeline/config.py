@@ -135,6 +135,8 @@ class MarketSettings(_Section):
                                "the server lists")
     quote: str = "USDT"
     snapshot_ttl_seconds: int = Field(300, ge=1, description="how long Redis keeps the latest ticker of a market")
+    retention_history_days: int = Field(365, ge=1, description="funding, premium, basis and liquidations kept")
+    retention_snapshot_days: int = Field(30, ge=1, description="order-book and ticker snapshots kept")
 
 
 class LoggingSettings(_Section):

@@ -21,6 +21,7 @@ from resources.market import MarketDataResource
 from resources.mlflow import MLflowResource
 from resources.settings import SettingsResource
 from schedules.nightly_batch_schedule import nightly_batch_schedule
+from schedules.retention_schedule import retention_job, retention_schedule
 from schedules.retraining_schedule import weekly_retraining_schedule
 from sensors.futures_market_sensor import futures_market_sensor
 from sensors.landing_folder_sensor import landing_folder_sensor
@@ -42,9 +43,9 @@ def build_resources() -> dict:
 
 defs = Definitions(
     assets=load_assets_from_modules(ASSET_MODULES),
-    jobs=[daily_batch_job, retraining_job, futures_collection_job],
+    jobs=[daily_batch_job, retraining_job, futures_collection_job, retention_job],
     sensors=[landing_folder_sensor, futures_market_sensor],
-    schedules=[nightly_batch_schedule, weekly_retraining_schedule],
+    schedules=[nightly_batch_schedule, weekly_retraining_schedule, retention_schedule],
     resources=build_resources(),
 )
 

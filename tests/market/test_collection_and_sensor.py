@@ -101,3 +101,33 @@ def test_sensor_requests_runs_for_new_data_fails_visibly_and_recovers(replay, tm
     time.sleep(0.2)
     recovered = futures_market_sensor(build_sensor_context(cursor=cursor, resources=resources))
     assert "no new data" in recovered.skip_message
+
+
+def test_retention_deletes_only_what_is_past_its_age(tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    from dagster import build_schedule_context
+
+    from schedules.retention_schedule import retention_job, retention_schedule
+    from surveillance_pipeline.market.retention import apply_retention
+
+    db = Database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    db.migrate()
+    now = datetime(2026, 6, 1, tzinfo=UTC)
+    with db.transaction() as conn:
+        conn.execute(sa.insert(funding_rates_table), [
+            {"market": "BTCUSDT", "funding_time": now - timedelta(days=d), "actual_funding_rate": 0.0001,
+             "theoretical_funding_rate": 0.0001, "source": "test"} for d in (1, 100, 400)])
+        conn.execute(sa.insert(snapshots_table), [
+            {"market": "BTCUSDT", "market_type": "futures", "kind": "ticker", "taken_at": now - timedelta(days=d),
+             "data": {"last": 1}, "source": "test"} for d in (1, 40)])
+    deleted = apply_retention(db, history_days=365, snapshot_days=30, now=now)
+    assert deleted["futures_funding_rates"] == 1 and deleted["market_snapshots"] == 1
+    with db.transaction() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(funding_rates_table)).scalar_one() == 2
+    db.dispose()
+    assert retention_schedule.cron_schedule == "15 2 * * *" and retention_schedule.job_name == "retention_job"
+    assert retention_schedule(build_schedule_context()) == {}
+    result = retention_job.execute_in_process(resources={
+        "settings": SettingsResource(), "database": DatabaseResource(url=f"sqlite:///{tmp_path / 'db.sqlite'}")})
+    assert result.success
