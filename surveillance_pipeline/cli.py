@@ -663,6 +663,63 @@ def monitor_run(
     out.print(f"-> {csv_path}, {json_path}")
 
 
+@monitor_app.command("start")
+def monitor_start(
+    mcp: Annotated[str | None, typer.Option("--mcp", help="the MCP server URL; default market.mcp_url")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="alerts.json, status.json and the pid file")] = Path("monitor"),
+    interval: Annotated[float, typer.Option(help="seconds between checks of an ordinary market")] = 300.0,
+    max_concurrent: Annotated[int, typer.Option(help="markets checked at once")] = 4,
+    window: Annotated[float, typer.Option(help="seconds of history a check reads")] = 3600.0,
+    cycles: Annotated[int | None, typer.Option(help="stop after this many cycles (default: until stopped)")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Run the monitoring loop in the foreground until `surveillance monitor stop` (or Ctrl-C)."""
+    from surveillance_pipeline.market.loop import LoopSettings, MonitoringLoop, client_factory
+
+    settings = _settings(config)
+    url = mcp or settings.market.mcp_url
+    if not url:
+        err.print("[red]no MCP server: give --mcp URL or set market.mcp_url / EXCHANGE_MCP_URL[/red]")
+        raise typer.Exit(2)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    loop = MonitoringLoop(client_factory(url), out_dir, LoopSettings(base_interval_s=interval,
+                                                                     max_concurrent=max_concurrent, window_s=window))
+    out.print(f"monitoring {url}: status in {out_dir / 'status.json'}, alerts in {out_dir / 'alerts.json'}")
+    try:
+        loop.run(max_cycles=cycles)
+    except KeyboardInterrupt:
+        pass
+    out.print(f"stopped after {loop.cycles} cycle(s)")
+
+
+@monitor_app.command("stop")
+def monitor_stop(out_dir: Annotated[Path, typer.Option("--out", help="the loop's folder")] = Path("monitor")) -> None:
+    """Stop the loop writing to --out."""
+    from surveillance_pipeline.market.loop import stop
+
+    pid = stop(out_dir)
+    if pid is None:
+        err.print(f"no monitoring loop is running for {out_dir}")
+        raise typer.Exit(1)
+    out.print(f"sent SIGTERM to the monitoring loop (pid {pid})")
+
+
+@monitor_app.command("status")
+def monitor_status(out_dir: Annotated[Path, typer.Option("--out", help="the loop's folder")] = Path("monitor")) -> None:
+    """Per market: risk level, checks, failures, latency, alerts, next check; totals."""
+    from surveillance_pipeline.market.loop import read_status
+
+    status = read_status(out_dir)
+    if status is None:
+        err.print(f"no status in {out_dir}: the loop has not run there")
+        raise typer.Exit(1)
+    out.print(f"cycle {status['cycles']}, updated {status['updated_at']}: {status['totals']}")
+    for market, state in status["markets"].items():
+        out.print(f"  {market:<12} risk {state['risk_level']:<6} checks {state['checks']:>4} failures "
+                  f"{state['failures']:>3} alerts {state['alerts']:>4} latency {state['latency_s']:.2f} s "
+                  f"interval {state['interval_s']:.0f} s {escape(state['last_error'])}")
+
+
 @features_app.command("docs")
 def features_docs(
     out_file: Annotated[Path, typer.Option("--out", help="where the table is written")] = Path("docs/FEATURES.md"),

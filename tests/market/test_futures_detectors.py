@@ -93,3 +93,58 @@ def test_monitor_run_once_over_streamable_http(tmp_path: Path):
     assert report.macro_recall == 1.0 and report.macro_precision == 1.0
     down = CliRunner().invoke(app, ["monitor", "run", "--once", "--mcp", server.url, "--out", str(tmp_path / "x")])
     assert down.exit_code == 1 and "monitoring failed" in down.output
+
+
+def test_monitoring_loop_priorities_intervals_and_cli(tmp_path: Path):
+    import json
+    import subprocess
+    import sys
+    import time
+    from datetime import UTC, datetime
+
+    from surveillance_pipeline.market.client import MarketDataClient
+    from surveillance_pipeline.market.loop import LoopSettings, MonitoringLoop, read_status
+    from surveillance_pipeline.market.replay import build_server
+    from tests.market.test_collection_and_sensor import ReplayHttp
+    from tests.market.test_replay_client import _free_port
+
+    scenario = generate_futures(days=3, seed=4)
+    server = build_server(scenario.store)
+    clock = [0.0]
+    loop = MonitoringLoop(lambda: MarketDataClient(server=server), tmp_path / "loop",
+                          LoopSettings(window_s=3 * 86_400, max_concurrent=2), clock=lambda: clock[0],
+                          now_override=datetime(2026, 3, 4, 23, 59, tzinfo=UTC))
+    assert loop.run_cycle() == 2 and loop.run_cycle() == 1  # two at a time, then the third
+    status = read_status(tmp_path / "loop")
+    assert status["totals"]["checks"] == 3 and status["totals"]["failures"] == 0
+    busiest = max(status["markets"].values(), key=lambda s: s["volume"])
+    assert busiest["interval_s"] < LoopSettings().base_interval_s  # busier markets are checked more often
+    assert all(s["risk_level"] == "HIGH" for s in status["markets"].values())  # every market had abuse
+    alerts = json.loads((tmp_path / "loop" / "alerts.json").read_text())
+    assert len({a["alert_id"] for a in alerts}) == len(alerts) > 0
+    clock[0] = 10_000
+    loop.run_cycle()  # re-checked: the same episodes are not appended twice
+    assert len(json.loads((tmp_path / "loop" / "alerts.json").read_text())) == len(alerts)
+
+    scenario.store.save(tmp_path / "replay")
+    http = ReplayHttp(tmp_path / "replay", _free_port())
+    http.start()
+    out = tmp_path / "cli"
+    runner = [sys.executable, "-m", "surveillance_pipeline.cli", "monitor"]
+    started = subprocess.Popen([*runner, "start", "--mcp", http.url, "--out", str(out), "--interval", "1"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        for _ in range(100):
+            if (out / "status.json").exists():
+                break
+            time.sleep(0.2)
+        shown = subprocess.run([*runner, "status", "--out", str(out)], capture_output=True, text=True)
+        assert shown.returncode == 0 and "BTCUSDT" in shown.stdout
+        stopped = subprocess.run([*runner, "stop", "--out", str(out)], capture_output=True, text=True)
+        assert stopped.returncode == 0 and "SIGTERM" in stopped.stdout
+        assert started.wait(timeout=30) == 0
+    finally:
+        if started.poll() is None:
+            started.kill()
+        http.stop()
+    assert not (out / "monitor.pid").exists()
