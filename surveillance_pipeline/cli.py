@@ -608,7 +608,7 @@ def market_detect(
 
 @monitor_app.command("run")
 def monitor_run(
-    once: Annotated[bool, typer.Option("--once", help="one pass (the continuous loop is not built yet)")] = False,
+    once: Annotated[bool, typer.Option("--once", help="one pass (the loop: `monitor start`)")] = False,
     mcp: Annotated[str | None, typer.Option("--mcp", help="the MCP server (streamable HTTP URL); default "
                                             "market.mcp_url / EXCHANGE_MCP_URL")] = None,
     markets: Annotated[str | None, typer.Option("--markets", help="comma-separated futures markets; default: all "
@@ -628,8 +628,8 @@ def monitor_run(
 
     settings = _settings(config)
     if not once:
-        err.print("[red]only `monitor run --once` exists so far; the continuous loop (start / stop / status) is "
-                  "not built yet[/red]")
+        err.print("[red]`monitor run` makes one pass (--once); the continuous loop is `surveillance monitor start`"
+                  "[/red]")
         raise typer.Exit(2)
     url = mcp or settings.market.mcp_url
     if not url:
