@@ -606,6 +606,14 @@ def market_detect(
     out.print(f"{alerts.height} futures alerts {counts} -> {csv_path}, {json_path}")
 
 
+def _mcp_url(mcp: str | None, settings: Settings) -> str:
+    url = mcp or settings.market.mcp_url
+    if not url:
+        err.print("[red]no MCP server: give --mcp URL or set market.mcp_url / EXCHANGE_MCP_URL[/red]")
+        raise typer.Exit(2)
+    return url
+
+
 @monitor_app.command("run")
 def monitor_run(
     once: Annotated[bool, typer.Option("--once", help="one pass (the loop: `monitor start`)")] = False,
@@ -631,10 +639,7 @@ def monitor_run(
         err.print("[red]`monitor run` makes one pass (--once); the continuous loop is `surveillance monitor start`"
                   "[/red]")
         raise typer.Exit(2)
-    url = mcp or settings.market.mcp_url
-    if not url:
-        err.print("[red]no MCP server: give --mcp URL or set market.mcp_url / EXCHANGE_MCP_URL[/red]")
-        raise typer.Exit(2)
+    url = _mcp_url(mcp, settings)
 
     def moment(text: str | None):
         if not text:
@@ -677,10 +682,7 @@ def monitor_start(
     from surveillance_pipeline.market.loop import LoopSettings, MonitoringLoop, client_factory
 
     settings = _settings(config)
-    url = mcp or settings.market.mcp_url
-    if not url:
-        err.print("[red]no MCP server: give --mcp URL or set market.mcp_url / EXCHANGE_MCP_URL[/red]")
-        raise typer.Exit(2)
+    url = _mcp_url(mcp, settings)
     out_dir.mkdir(parents=True, exist_ok=True)
     loop = MonitoringLoop(client_factory(url), out_dir, LoopSettings(base_interval_s=interval,
                                                                      max_concurrent=max_concurrent, window_s=window))
