@@ -9,6 +9,7 @@ from dagster import Definitions, load_assets_from_modules
 import assets.alerts
 import assets.detections
 import assets.features
+import assets.futures
 import assets.ingestion
 import assets.market
 import assets.models
@@ -27,7 +28,7 @@ from sensors.futures_market_sensor import futures_market_sensor
 from sensors.landing_folder_sensor import landing_folder_sensor
 
 ASSET_MODULES = [assets.ingestion, assets.storage, assets.features, assets.detections, assets.models,
-                 assets.alerts, assets.reports, assets.market]
+                 assets.alerts, assets.reports, assets.market, assets.futures]
 
 
 def build_resources() -> dict:

@@ -169,7 +169,7 @@ def test_definitions_load_everything():
                     "order_rejects", "stored_trades", "stored_orders", "account_features", "market_features",
                     "rule_detections", "training_set", "isolation_forest_model", "autoencoder_model",
                     "random_forest_model", "model_ensemble", "model_scores", "alerts", "reports",
-                    "futures_market_data"}
+                    "futures_market_data", "futures_features", "futures_detections"}
     checks = {key.name for key in repository.asset_graph.asset_check_keys}
     assert checks == {"validated_trades_check", "validated_orders_check", "trade_rejects_ratio_check",
                       "order_rejects_ratio_check", "account_features_drift_check", "market_features_drift_check"}

@@ -53,6 +53,8 @@ def alerts_for_day(day: date, rule_alerts: pl.DataFrame, scores: pl.DataFrame, f
     earlier = read_alerts(db, day - timedelta(days=settings.link_days), day - timedelta(days=1)) \
         if settings.link_days else combined.clear()
     linked = link(combined, earlier, settings.link_days)
-    stored = save_alert_day(db, day, linked)
+    from surveillance_pipeline.market.futures_scenarios import PATTERNS as FUTURES_PATTERNS
+
+    stored = save_alert_day(db, day, linked, exclude=FUTURES_PATTERNS)  # futures alerts have their own writer
     files = write_alerts(linked, out_dir)
     return DayAlerts(day, linked, stored, files)

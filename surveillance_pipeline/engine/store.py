@@ -3,6 +3,7 @@ the analysts' feedback on them, across re-runs), read back by period for linking
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from datetime import date
 
 import polars as pl
@@ -29,14 +30,22 @@ def _records(alerts: pl.DataFrame) -> list[dict]:
     return rows
 
 
-def save_alert_day(db: Database, day: date, alerts: pl.DataFrame) -> dict[str, int]:
+def save_alert_day(db: Database, day: date, alerts: pl.DataFrame, patterns: Collection[str] | None = None,
+                   exclude: Collection[str] = ()) -> dict[str, int]:
     """Make the stored alerts of `day` exactly `alerts`, in one transaction: alerts of an earlier run that are
-    raised again are updated in place (same alert_id, feedback kept), new ones inserted, vanished ones deleted."""
+    raised again are updated in place (same alert_id, feedback kept), new ones inserted, vanished ones deleted.
+    A writer owns some patterns only (`patterns`, or all but `exclude`): other writers' alerts of the day stay."""
     table = alerts_table
     records = _records(alerts)
     ids = [r[Alert.ALERT_ID] for r in records]
+    owned = sa.true()
+    if patterns is not None:
+        owned = table.c[Alert.PATTERN].in_(list(patterns))
+    if exclude:
+        owned = owned & table.c[Alert.PATTERN].not_in(list(exclude))
     with db.transaction() as conn:
-        existing = set(conn.execute(sa.select(table.c[Alert.ALERT_ID]).where(table.c.alert_date == day)).scalars())
+        existing = set(conn.execute(sa.select(table.c[Alert.ALERT_ID]).where((table.c.alert_date == day)
+                                                                              & owned)).scalars())
         stale = existing - set(ids)
         if stale:
             conn.execute(sa.delete(table).where(table.c[Alert.ALERT_ID].in_(sorted(stale))))

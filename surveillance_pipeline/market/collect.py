@@ -68,9 +68,23 @@ def collect_day(client: MarketDataClient, markets: list[str], day: date, quote: 
             batch.liquidations.append(client.get_liquidation_history(base, quote, start, end, HISTORY_LIMIT))
         except env.Unavailable as reason:
             batch.unavailable[f"get_liquidation_history {market}"] = reason.message
+        try:  # the day's 1-minute k-lines: the price path the liquidation detectors read
+            bars = client.get_kline(base, quote, "1min", 1440, "futures")
+            bars = bars.filter(pl.col("created_at").dt.date() == day)
+            if bars.height:
+                batch.snapshots.append({"market": market, "market_type": "futures", "kind": "kline_1min",
+                                        "taken_at": datetime.combine(day, time(), tzinfo=UTC),
+                                        "data": json.loads(bars.write_json()), "source": client.source})
+        except env.ExchangeToolError as reason:
+            batch.unavailable[f"kline {market}"] = reason.message
         if snapshots:
-            for kind, frame in (("ticker", client.get_futures_ticker(base, quote)),
-                                ("orderbook", client.get_futures_orderbook(base, quote, 20))):
+            for kind, fetch in (("ticker", lambda: client.get_futures_ticker(base, quote)),
+                                ("orderbook", lambda: client.get_futures_orderbook(base, quote, 20))):
+                try:
+                    frame = fetch()
+                except env.ExchangeToolError as reason:  # e.g. no order book for the market: said, not fatal
+                    batch.unavailable[f"{kind} {market}"] = reason.message
+                    continue
                 batch.snapshots.append({"market": market, "market_type": "futures", "kind": kind, "taken_at": taken,
                                         "data": json.loads(frame.write_json()), "source": client.source})
     if batch.unavailable:
@@ -109,6 +123,9 @@ def save_market_day(db: Database, batch: MarketBatch) -> dict[str, int]:
             if rows:
                 conn.execute(sa.insert(table), rows)
             counts[table.name] = len(rows)
+        conn.execute(sa.delete(snapshots_table).where(
+            snapshots_table.c.market.in_(batch.markets) & (snapshots_table.c.kind == "kline_1min")
+            & (snapshots_table.c.source == batch.source) & (snapshots_table.c.taken_at == start)))
         if batch.snapshots:
             conn.execute(sa.insert(snapshots_table), batch.snapshots)
         counts[snapshots_table.name] = len(batch.snapshots)

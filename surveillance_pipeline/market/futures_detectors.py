@@ -166,6 +166,8 @@ def _market_findings(tables, market: str, s: FuturesSettings) -> list[dict]:
     for a, b in _runs(burst, 1, gap=2):
         before = price[max(0, a - 5)]
         span = price[a:min(n, b + 4)]
+        if np.isnan(before) or np.isnan(span).all():
+            continue  # no price path there: the move cannot be judged
         extreme_at = a + int(np.nanargmax(np.abs(span / before - 1)))
         move = price[extreme_at] / before - 1
         if abs(move) < s.min_move:

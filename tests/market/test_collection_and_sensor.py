@@ -76,7 +76,7 @@ def test_collection_stores_the_day_idempotently_and_caches_tickers(replay, tmp_p
         funding = conn.execute(sa.select(funding_rates_table.c.actual_funding_rate)).scalars().all()
         snaps = conn.execute(sa.select(sa.func.count()).select_from(snapshots_table)).scalar_one()
     db.dispose()
-    assert funding == [0.0015] and snaps == 4  # 2 runs x (ticker + order book)
+    assert funding == [0.0015] and snaps == 5  # 2 runs x (ticker + order book), the day's k-lines once
     assert meta["redis_cache"] == "on"
     from surveillance_pipeline.market.collect import SnapshotCache
 
