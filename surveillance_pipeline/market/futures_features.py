@@ -17,6 +17,10 @@ stores or a replay holds): what the futures detectors judge, as one row an analy
 | oi_max_15min_change | share | the largest 15-minute rise of open interest |
 | farming_indicator | share | mean over settlements of (OI rise in the 30 min before) x (OI fall in the 30 min after) |
 | max_leverage | x | the highest leverage of the position tiers (where recorded) |
+| imbalance_mean / imbalance_max_abs | share | order-book imbalance (bids - asks) / (bids + asks), top 10 levels |
+| walls_vanished | count | walls (>= 5x the median level) pulled between snapshots before the price reached them |
+| max_wick_share | share | the longest 1-minute wick as a share of its bar's range (a spike given back) |
+| volume_spike_ratio | x | the largest 1-minute volume against the day's median bar |
 """
 from __future__ import annotations
 
@@ -27,13 +31,38 @@ import polars as pl
 FEATURES = ("funding_rate_mean", "funding_rate_max_abs", "funding_deviation", "funding_volatility",
             "funding_trend", "premium_mean_bps", "premium_max_abs_bps", "basis_mean_bps", "basis_max_abs_bps",
             "mark_index_max_dev_bps", "liquidations", "liquidation_volume", "liquidation_max_per_minute",
-            "cascade_risk", "oi_change", "oi_max_15min_change", "farming_indicator", "max_leverage")
+            "cascade_risk", "oi_change", "oi_max_15min_change", "farming_indicator", "max_leverage",
+            "imbalance_mean", "imbalance_max_abs", "walls_vanished", "max_wick_share", "volume_spike_ratio")
 
 
 def _day(frame: pl.DataFrame | None, market: str, column: str, day) -> pl.DataFrame:
     if frame is None or frame.is_empty() or column not in frame.columns:
         return pl.DataFrame()
     return frame.filter((pl.col("market") == market) & (pl.col(column).dt.date() == day)).sort(column)
+
+
+def _book_and_bars(tables: dict[str, pl.DataFrame], market: str, day) -> dict:
+    from surveillance_pipeline.market.orderbook import book_imbalance, kline_shapes, vanished_walls
+
+    out: dict = {"imbalance_mean": None, "imbalance_max_abs": None, "walls_vanished": None,
+                 "max_wick_share": None, "volume_spike_ratio": None}
+    depth = _day(tables.get("depth"), market, "updated_at", day)
+    if depth.height:
+        imbalance = book_imbalance(depth)["imbalance"]
+        out.update(imbalance_mean=float(imbalance.mean()), imbalance_max_abs=float(imbalance.abs().max()),
+                   walls_vanished=vanished_walls(depth).height)
+    bars = _day(tables.get("klines"), market, "created_at", day)
+    if bars.is_empty():
+        deals = _day(tables.get("deals"), market, "created_at", day)
+        if deals.height:
+            bars = deals.group_by_dynamic("created_at", every="1m").agg(
+                pl.col("price").first().alias("open"), pl.col("price").max().alias("high"),
+                pl.col("price").min().alias("low"), pl.col("price").last().alias("close"),
+                pl.col("amount").sum().alias("volume")).with_columns(pl.lit(market).alias("market"))
+    if bars.height:
+        shape = kline_shapes(bars).row(0, named=True)
+        out.update(max_wick_share=shape["max_wick_share"], volume_spike_ratio=shape["volume_spike_ratio"])
+    return out
 
 
 def futures_features(tables: dict[str, pl.DataFrame], day) -> pl.DataFrame:
@@ -105,6 +134,7 @@ def futures_features(tables: dict[str, pl.DataFrame], day) -> pl.DataFrame:
         tiers = tables.get("tiers")
         mine = tiers.filter(pl.col("market") == market) if tiers is not None and tiers.height else pl.DataFrame()
         row["max_leverage"] = float(mine["leverage"].max()) if mine.height else None
+        row.update(_book_and_bars(tables, market, day))
         rows.append(row)
     schema = {"market": pl.String, "date": pl.Date, **{f: pl.Float64 for f in FEATURES}}
     return pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(schema=schema)

@@ -50,6 +50,7 @@ def stored_market_tables(db: Database, first: date, last: date) -> dict[str, pl.
     with db.transaction() as conn:
         snaps = [dict(r._mapping) for r in conn.execute(query)]
     rows = []
+    bars = []
     for snap in [s for s in snaps if s["kind"] == "kline_1min"]:
         for bar in snap["data"] or []:  # the minute closes: the price path
             stamp = bar.get("created_at")
@@ -57,6 +58,10 @@ def stored_market_tables(db: Database, first: date, last: date) -> dict[str, pl.
                 datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
             rows.append({"market": snap["market"], "created_at": moment, "mark_price": bar.get("close"),
                          "open_interest_volume": None})
+            bars.append({"market": snap["market"], "market_type": "futures", "created_at": moment,
+                         **{k: bar.get(k) for k in ("open", "high", "low", "close", "volume")}})
+    if bars:
+        tables["klines"] = pl.DataFrame(bars, infer_schema_length=None).with_columns(pl.col("created_at").cast(UTC_MS))
     for snap in [s for s in snaps if s["kind"] == "ticker"]:
         for ticker in snap["data"] or []:
             taken = snap["taken_at"] if snap["taken_at"].tzinfo else snap["taken_at"].replace(tzinfo=UTC)

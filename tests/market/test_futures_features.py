@@ -54,3 +54,22 @@ def test_features_by_hand():
 def test_no_data_that_day_no_row():
     assert futures_features({"premium": _frame("v", [0.001], "premium_index", T0 - timedelta(days=3))},
                             DAY).is_empty()
+
+
+def test_order_book_and_kline_features_from_depth_and_deals():
+    from tests.market.test_orderbook import _book
+
+    bids = [(99.0, 1.0), (98.0, 1.0), (97.0, 1.0), (96.0, 50.0)]
+    asks = [(101.0, 1.0), (102.0, 1.0), (103.0, 1.0), (104.0, 1.0)]
+    depth = pl.concat([_book(T0, bids, asks), _book(T0 + timedelta(seconds=5), bids[:3] + [(96.0, 1.0)], asks)]
+                      ).with_columns(pl.lit("futures").alias("market_type"), pl.col("updated_at").cast(UTC_MS))
+    deals = pl.DataFrame({"market": "BTCUSDT", "market_type": "futures",
+                          "created_at": [T0, T0 + timedelta(seconds=10), T0 + timedelta(seconds=20),
+                                         T0 + timedelta(minutes=1)],
+                          "price": [100.0, 104.0, 100.5, 100.0], "amount": [1.0, 1.0, 1.0, 3.0]}
+                         ).with_columns(pl.col("created_at").cast(UTC_MS))
+    row = futures_features({"depth": depth, "deals": deals}, DAY).row(0, named=True)
+    assert row["walls_vanished"] == 1
+    assert row["imbalance_max_abs"] == pytest.approx((53 - 4) / 57)
+    assert row["max_wick_share"] == pytest.approx((104.0 - 100.5) / 4.0)   # the first minute spiked and gave back
+    assert row["volume_spike_ratio"] == pytest.approx(3.0 / 3.0)            # two bars of 3 lots: median 3
