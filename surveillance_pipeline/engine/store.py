@@ -13,7 +13,7 @@ from surveillance_pipeline.contract import Alert
 from surveillance_pipeline.engine.engine import ENGINE_SCHEMA, empty_alerts
 from surveillance_pipeline.features.base import DATE
 from surveillance_pipeline.storage.database import Database
-from surveillance_pipeline.storage.models import alerts_table
+from surveillance_pipeline.storage.models import alerts_table, feedback_table
 
 _JSON_COLUMNS = (Alert.THRESHOLDS, "top_features")
 
@@ -33,7 +33,8 @@ def _records(alerts: pl.DataFrame) -> list[dict]:
 def save_alert_day(db: Database, day: date, alerts: pl.DataFrame, patterns: Collection[str] | None = None,
                    exclude: Collection[str] = ()) -> dict[str, int]:
     """Make the stored alerts of `day` exactly `alerts`, in one transaction: alerts of an earlier run that are
-    raised again are updated in place (same alert_id, feedback kept), new ones inserted, vanished ones deleted.
+    raised again are updated in place (same alert_id, feedback kept), new ones inserted, vanished ones deleted
+    (or, when an analyst gave feedback on them, kept with status 'superseded' so the feedback is not lost).
     A writer owns some patterns only (`patterns`, or all but `exclude`): other writers' alerts of the day stay."""
     table = alerts_table
     records = _records(alerts)
@@ -48,10 +49,18 @@ def save_alert_day(db: Database, day: date, alerts: pl.DataFrame, patterns: Coll
                                                                               & owned)).scalars())
         stale = existing - set(ids)
         if stale:
-            conn.execute(sa.delete(table).where(table.c[Alert.ALERT_ID].in_(sorted(stale))))
+            reviewed = set(conn.execute(sa.select(feedback_table.c.alert_id).where(
+                feedback_table.c.alert_id.in_(sorted(stale)))).scalars())
+            if reviewed:
+                conn.execute(sa.update(table).where(table.c[Alert.ALERT_ID].in_(sorted(reviewed)))
+                             .values(status="superseded"))
+            if stale - reviewed:
+                conn.execute(sa.delete(table).where(table.c[Alert.ALERT_ID].in_(sorted(stale - reviewed))))
         updates = [r for r in records if r[Alert.ALERT_ID] in existing]
         inserts = [r for r in records if r[Alert.ALERT_ID] not in existing]
         if updates:
+            for record in updates:
+                record["status"] = "active"  # raised again
             columns = [c for c in updates[0] if c != Alert.ALERT_ID]
             statement = (sa.update(table).where(table.c[Alert.ALERT_ID] == sa.bindparam("_key"))
                          .values({c: sa.bindparam(f"_v_{c}") for c in columns}))
@@ -66,7 +75,7 @@ def read_alerts(db: Database, first_day: date, last_day: date) -> pl.DataFrame:
     """Stored alerts raised on the days first_day..last_day, in ENGINE_SCHEMA."""
     table = alerts_table
     query = (sa.select(*[table.c[c] for c in ENGINE_SCHEMA if c != DATE], table.c.alert_date)
-             .where(table.c.alert_date.between(first_day, last_day))
+             .where(table.c.alert_date.between(first_day, last_day) & (table.c.status == "active"))
              .order_by(table.c[Alert.WINDOW_START], table.c[Alert.ALERT_ID]))
     with db.transaction() as conn:
         rows = [dict(r._mapping) for r in conn.execute(query)]

@@ -170,6 +170,8 @@ class AlertRow(Base):
     linked_alert_id: Mapped[str | None] = mapped_column(sa.String)
     first_seen: Mapped[dt.date | None] = mapped_column(sa.Date)
     occurrence: Mapped[int | None] = mapped_column(sa.Integer)
+    # active, or superseded: a re-run no longer raises it but an analyst's feedback on it is kept (0004)
+    status: Mapped[str] = mapped_column(sa.String, nullable=False, server_default="active")
 
     __table_args__ = (
         sa.UniqueConstraint(Alert.ALERT_ID, name="uq_alerts_alert_id"),

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from surveillance_pipeline.detectors.alerts import write_alerts
 from surveillance_pipeline.engine.engine import DetectionEngine
 from surveillance_pipeline.engine.store import read_alerts, save_alert_day
-from surveillance_pipeline.storage.models import feedback_table
+from surveillance_pipeline.storage.models import alerts_table, feedback_table
 from tests.engine.test_engine import DAY, rule_alerts, scores, trades
 
 
@@ -34,8 +34,16 @@ def test_save_read_round_trip_and_idempotent_rerun(db):
     assert save_alert_day(db, DAY, alerts.filter(pl.col("pattern") != "wash_trading")) == \
         {"inserted": 0, "updated": 2, "deleted": 1}
     assert read_alerts(db, DAY, DAY).height == 2
+    # the reviewed alert no longer raised: kept as superseded with its feedback, not deleted
+    assert save_alert_day(db, DAY, alerts.filter(pl.col("pattern") == "ml_anomaly"))["updated"] == 1
+    assert read_alerts(db, DAY, DAY)["pattern"].to_list() == ["ml_anomaly"]
     with db.transaction() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(feedback_table)).scalar_one() == 1
+        assert conn.execute(sa.select(alerts_table.c.status).where(alerts_table.c.alert_id == spoof)).scalar_one() \
+            == "superseded"
+    # raised again later: active again, same row
+    save_alert_day(db, DAY, alerts)
+    assert sorted(read_alerts(db, DAY, DAY)["alert_id"]) == sorted(alerts["alert_id"])
     assert read_alerts(db, DAY + timedelta(days=1), DAY + timedelta(days=2)).is_empty()
 
 

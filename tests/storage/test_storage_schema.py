@@ -21,10 +21,10 @@ def _revision(db: Database) -> str:
 def test_migrate_twice_is_idempotent(empty_db: Database) -> None:
     assert _revision(empty_db) is None
     empty_db.migrate()
-    assert _revision(empty_db) == "0003"
+    assert _revision(empty_db) == "0004"
     assert set(empty_db.counts()) == TABLES
     empty_db.migrate()
-    assert _revision(empty_db) == "0003"
+    assert _revision(empty_db) == "0004"
     assert empty_db.counts() == {name: 0 for name in TABLES}
 
 
@@ -87,7 +87,7 @@ def test_concurrent_migrations_wait_for_each_other(empty_db: Database) -> None:
             other.dispose()
 
     with ThreadPoolExecutor(4) as pool:
-        assert list(pool.map(migrate_from_another_process_like_engine, range(4))) == ["0003"] * 4
+        assert list(pool.map(migrate_from_another_process_like_engine, range(4))) == ["0004"] * 4
     assert set(empty_db.counts()) == TABLES
 
 
