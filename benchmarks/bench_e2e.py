@@ -25,25 +25,6 @@ import bench_features as bf  # noqa: E402
 PHASES = ("validate", "features", "detect", "score", "alerts", "floor")
 
 
-def phase_features(out: Path) -> dict:
-    import polars as pl
-
-    from surveillance_pipeline.config import load_settings
-    from surveillance_pipeline.features.account import account_feature_table
-    from surveillance_pipeline.features.base import FeatureInputs
-    from surveillance_pipeline.features.market import market_features
-
-    settings = load_settings(environ={})
-    trades = pl.scan_parquet(out / "validated_trades" / "*.parquet")
-    orders = pl.scan_parquet(out / "validated_orders" / "*.parquet")
-    inputs = FeatureInputs(day=bf.DAY, trades=trades, orders=orders, settings=settings.features)
-    accounts = account_feature_table(inputs)
-    accounts.write_parquet(out / "account_features.parquet")
-    bars = market_features(inputs).collect()
-    return {"rows": trades.select(pl.len()).collect().item() + orders.select(pl.len()).collect().item(),
-            "accounts": accounts.height, "bars": bars.height}
-
-
 def phase_detect(out: Path) -> dict:
     import polars as pl
 
@@ -91,7 +72,7 @@ def phase_alerts(out: Path) -> dict:
 
 def run_phase(name: str, folder: Path, out: Path) -> dict:
     started = time.perf_counter()
-    result = {"validate": lambda: bf.phase_validate(folder, out), "features": lambda: phase_features(out),
+    result = {"validate": lambda: bf.phase_validate(folder, out), "features": lambda: bf.phase_features(out),
               "detect": lambda: phase_detect(out), "score": lambda: phase_score(out),
               "alerts": lambda: phase_alerts(out), "floor": lambda: bf.phase_floor(out)}[name]()
     result.update(seconds=time.perf_counter() - started, peak_rss_mb=bf.peak_rss_mb())

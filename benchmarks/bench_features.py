@@ -114,6 +114,7 @@ def phase_features(out: Path) -> dict:
     orders = pl.scan_parquet(out / "validated_orders" / "*.parquet")
     inputs = FeatureInputs(day=DAY, trades=trades, orders=orders, settings=settings.features)
     accounts = account_feature_table(inputs)
+    accounts.write_parquet(out / "account_features.parquet")  # read by bench_e2e.py's later phases
     bars = market_features(inputs).collect()
     return {"rows": trades.select(pl.len()).collect().item() + orders.select(pl.len()).collect().item(),
             "accounts": accounts.height, "bars": bars.height}

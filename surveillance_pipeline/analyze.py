@@ -9,7 +9,6 @@ on each day itself; the summary says which.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -32,6 +31,7 @@ from surveillance_pipeline.engine.engine import empty_alerts
 from surveillance_pipeline.ingest.importer import ImportOptions
 from surveillance_pipeline.ingest.presets import ORDERS, TRADES
 from surveillance_pipeline.ml.registry import resolve_tracking_uri
+from surveillance_pipeline.reporting.analyst_common import write_json
 
 
 class AnalyzeError(RuntimeError):
@@ -109,7 +109,7 @@ def analyze(trades: list[Path], orders: list[Path], out_dir: Path, settings: Set
         summary = _summary(days, alerts, scores, read, anonymous, time.perf_counter() - began)
         files["report"] = _report(out_dir, days, alerts, scores, trade_rows)
         files["summary"] = out_dir / "summary.json"
-        _write_json(files["summary"], summary)
+        write_json(files["summary"], summary)
         return AnalyzeResult(out_dir, days, alerts, files, summary)
     finally:
         if not keep_workspace:
@@ -182,12 +182,6 @@ def _report(out_dir: Path, days: list[date], alerts: pl.DataFrame, scores: pl.Da
         target = out_dir / "report.pdf"
         os.replace(written["pdf"], target)
     return target
-
-
-def _write_json(path: Path, value: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

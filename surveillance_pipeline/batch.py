@@ -12,6 +12,7 @@ launched from the UI; here every run is executed in-process by its worker, `conc
 """
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import time
@@ -48,12 +49,10 @@ class BackfillResult:
 
 
 def _peak_rss_mb() -> float:
-    try:
+    with contextlib.suppress(OSError):  # not Linux: no /proc, the figure is unknown
         for line in open("/proc/self/status", encoding="ascii"):
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
-    except OSError:
-        pass
     return float("nan")
 
 

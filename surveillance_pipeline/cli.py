@@ -1,6 +1,7 @@
 """`surveillance`: the command line of the surveillance pipeline."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -687,10 +688,8 @@ def monitor_start(
     loop = MonitoringLoop(client_factory(url), out_dir, LoopSettings(base_interval_s=interval,
                                                                      max_concurrent=max_concurrent, window_s=window))
     out.print(f"monitoring {url}: status in {out_dir / 'status.json'}, alerts in {out_dir / 'alerts.json'}")
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends the loop like `monitor stop`
         loop.run(max_cycles=cycles)
-    except KeyboardInterrupt:
-        pass
     out.print(f"stopped after {loop.cycles} cycle(s)")
 
 

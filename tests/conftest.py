@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,34 @@ def make_settings(root: Path, **environ: str) -> Settings:
         **environ,
     }
     return load_settings(environ=env)
+
+
+def project_env(root: Path) -> dict[str, str]:
+    """Environment overrides that put a whole pipeline (database, folders, model fallback) under `root`."""
+    return {
+        "DATABASE_URL": f"sqlite:///{root / 'surveillance.db'}",
+        "SURVEILLANCE__PATHS__LANDING_DIR": str(root / "landing"),
+        "SURVEILLANCE__PATHS__WAREHOUSE_DIR": str(root / "warehouse"),
+        "SURVEILLANCE__PATHS__REJECTS_DIR": str(root / "rejects"),
+        "SURVEILLANCE__PATHS__ALERTS_DIR": str(root / "alerts"),
+        "SURVEILLANCE__PATHS__REPORTS_DIR": str(root / "reports"),
+        "SURVEILLANCE__MODELS__FALLBACK_MODELS": "[isolation_forest]",  # small and fast where models fall back
+    }
+
+
+@contextmanager
+def patched_environ(values: dict[str, str]) -> Iterator[None]:
+    """os.environ with `values` for the block (module-scoped fixtures cannot use monkeypatch)."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def land_days(landing: Path, scenario, days: list[str]) -> None:

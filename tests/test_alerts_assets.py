@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 import polars as pl
 import pytest
@@ -27,7 +26,7 @@ DAYS = ["2026-03-02", "2026-03-03"]
 DAILY = load_assets_from_modules([assets.ingestion, assets.storage, assets.features, assets.detections,
                                   assets.models, assets.alerts])
 import assets.reports  # noqa: E402
-from tests.conftest import land_days
+from tests.conftest import land_days, patched_environ, project_env
 
 DAILY = [*DAILY, assets.reports.reports]
 SELECTION = ["raw_trades", "raw_orders", "validated_trades", "trade_rejects", "validated_orders", "order_rejects",
@@ -37,25 +36,10 @@ SELECTION = ["raw_trades", "raw_orders", "validated_trades", "trade_rejects", "v
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     root = tmp_path_factory.mktemp("alerts")
-    env = {
-        "DATABASE_URL": f"sqlite:///{root / 'surveillance.db'}",
-        "SURVEILLANCE__PATHS__LANDING_DIR": str(root / "landing"),
-        "SURVEILLANCE__PATHS__WAREHOUSE_DIR": str(root / "warehouse"),
-        "SURVEILLANCE__PATHS__REJECTS_DIR": str(root / "rejects"),
-        "SURVEILLANCE__PATHS__ALERTS_DIR": str(root / "alerts"),
-        "SURVEILLANCE__PATHS__REPORTS_DIR": str(root / "reports"),
-        "SURVEILLANCE__MODELS__FALLBACK_MODELS": "[isolation_forest]",
-    }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    scenario = generate_scenario(ScenarioSpec(days=len(DAYS), seed=4, accounts=300, trades_per_day=4_000))
-    land_days(root / "landing", scenario, DAYS)
-    yield root, scenario
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with patched_environ(project_env(root)):
+        scenario = generate_scenario(ScenarioSpec(days=len(DAYS), seed=4, accounts=300, trades_per_day=4_000))
+        land_days(root / "landing", scenario, DAYS)
+        yield root, scenario
 
 
 def _resources(root) -> dict:

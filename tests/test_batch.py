@@ -9,23 +9,14 @@ from typer.testing import CliRunner
 
 from surveillance_pipeline.cli import app
 from surveillance_pipeline.scenarios import ScenarioSpec, generate_scenario
-from tests.conftest import land_days
+from tests.conftest import land_days, project_env
 
 DAYS = ["2026-03-02", "2026-03-03", "2026-03-04"]
 
 
 @pytest.fixture
 def project(tmp_path, monkeypatch):
-    for name, value in {
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'surveillance.db'}",
-        "SURVEILLANCE__PATHS__LANDING_DIR": str(tmp_path / "landing"),
-        "SURVEILLANCE__PATHS__WAREHOUSE_DIR": str(tmp_path / "warehouse"),
-        "SURVEILLANCE__PATHS__REJECTS_DIR": str(tmp_path / "rejects"),
-        "SURVEILLANCE__PATHS__ALERTS_DIR": str(tmp_path / "alerts"),
-        "SURVEILLANCE__PATHS__REPORTS_DIR": str(tmp_path / "reports"),
-        "SURVEILLANCE__MODELS__FALLBACK_MODELS": "[isolation_forest]",
-        "MLFLOW_TRACKING_URI": str(tmp_path / "mlflow"),
-    }.items():
+    for name, value in {**project_env(tmp_path), "MLFLOW_TRACKING_URI": str(tmp_path / "mlflow")}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     scenario = generate_scenario(ScenarioSpec(days=len(DAYS), seed=8, accounts=200, trades_per_day=2_500))

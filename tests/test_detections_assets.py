@@ -1,7 +1,6 @@
 """The rule_detections asset: alerts per day from the validated data, with counts in its metadata."""
 from __future__ import annotations
 
-import os
 
 import polars as pl
 import pytest
@@ -14,7 +13,7 @@ from resources.io_managers import PolarsParquetIOManager
 from resources.settings import SettingsResource
 from surveillance_pipeline.contract import ALERT_COLUMNS
 from surveillance_pipeline.scenarios import ScenarioSpec, generate_scenario
-from tests.conftest import land_days
+from tests.conftest import land_days, patched_environ, project_env
 
 DAYS = ["2026-03-02", "2026-03-03"]
 INGESTION = [assets.ingestion.raw_trades, assets.ingestion.raw_orders, assets.ingestion.validated_trades,
@@ -24,24 +23,12 @@ INGESTION = [assets.ingestion.raw_trades, assets.ingestion.raw_orders, assets.in
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     root = tmp_path_factory.mktemp("detections")
-    env = {
-        "DATABASE_URL": f"sqlite:///{root / 'surveillance.db'}",
-        "SURVEILLANCE__PATHS__LANDING_DIR": str(root / "landing"),
-        "SURVEILLANCE__PATHS__WAREHOUSE_DIR": str(root / "warehouse"),
-        "SURVEILLANCE__PATHS__REJECTS_DIR": str(root / "rejects"),
-    }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    scenario = generate_scenario(ScenarioSpec(days=len(DAYS), seed=4, accounts=120, trades_per_day=4_000))
-    land_days(root / "landing", scenario, DAYS)
-    for day in DAYS:
-        assert materialize(INGESTION, partition_key=day, resources=_resources(root)).success
-    yield root, scenario.labels
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with patched_environ(project_env(root)):
+        scenario = generate_scenario(ScenarioSpec(days=len(DAYS), seed=4, accounts=120, trades_per_day=4_000))
+        land_days(root / "landing", scenario, DAYS)
+        for day in DAYS:
+            assert materialize(INGESTION, partition_key=day, resources=_resources(root)).success
+        yield root, scenario.labels
 
 
 def _resources(root) -> dict:

@@ -19,7 +19,7 @@ from resources.settings import SettingsResource
 from surveillance_pipeline.features.account import ACCOUNT_FEATURES
 from surveillance_pipeline.features.market import MARKET_FEATURES
 from surveillance_pipeline.scenarios import ScenarioSpec, generate_scenario
-from tests.conftest import land_days
+from tests.conftest import land_days, patched_environ, project_env
 
 DAYS = ["2026-03-02", "2026-03-03", "2026-03-04"]
 INGESTION = [assets.ingestion.raw_trades, assets.ingestion.raw_orders, assets.ingestion.validated_trades,
@@ -30,24 +30,12 @@ FEATURES = [assets.features.account_features, assets.features.market_features]
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     root = tmp_path_factory.mktemp("features")
-    env = {
-        "DATABASE_URL": f"sqlite:///{root / 'surveillance.db'}",
-        "SURVEILLANCE__PATHS__LANDING_DIR": str(root / "landing"),
-        "SURVEILLANCE__PATHS__WAREHOUSE_DIR": str(root / "warehouse"),
-        "SURVEILLANCE__PATHS__REJECTS_DIR": str(root / "rejects"),
-    }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    scenario = generate_scenario(ScenarioSpec(days=len(DAYS), seed=5, accounts=80, trades_per_day=1_500))
-    land_days(root / "landing", scenario, DAYS)
-    for day in DAYS:
-        assert materialize(INGESTION, partition_key=day, resources=_resources(root)).success
-    yield root
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with patched_environ(project_env(root)):
+        scenario = generate_scenario(ScenarioSpec(days=len(DAYS), seed=5, accounts=80, trades_per_day=1_500))
+        land_days(root / "landing", scenario, DAYS)
+        for day in DAYS:
+            assert materialize(INGESTION, partition_key=day, resources=_resources(root)).success
+        yield root
 
 
 def _resources(root: Path) -> dict:

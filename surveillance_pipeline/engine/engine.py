@@ -57,7 +57,7 @@ class DetectionEngine:
         for other in rules.select(Alert.ALERT_ID, Alert.PATTERN, Alert.SCORE).iter_rows(named=True):
             for account in rule_accounts[other[Alert.ALERT_ID]]:
                 by_account.setdefault(account, []).append(other)
-        peers = peer_table(features, list({a for r in flagged.iter_rows(named=True) for a in [r[ACCOUNT]]}),
+        peers = peer_table(features, flagged.get_column(ACCOUNT).to_list(),
                            _feature_names(flagged)) if features is not None and flagged.height else {}
         for alert in rules.iter_rows(named=True):
             accounts = rule_accounts[alert[Alert.ALERT_ID]]

@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import itertools
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from surveillance_pipeline.ml.base import (
-    BOUNDARY,
     ModelError,
     read_state,
     save_atomically,
@@ -136,7 +134,3 @@ class ModelEnsemble:
                 members[name] = load_member(Path(directory) / name)
         return cls(members, EnsembleSettings(**state["settings"]), weights=state["weights"],
                    threshold=state.get("threshold"))
-
-    def describe(self) -> str:
-        return json.dumps({"members": sorted(self.members), "weights": self.weights,
-                           "threshold": self.threshold, "boundary": BOUNDARY})

@@ -116,10 +116,6 @@ class ModelRegistry:
         uri = f"models:/{name}/{version}" if version is not None else f"models:/{name}@{self.settings.champion_alias}"
         return mlflow.pyfunc.load_model(uri).unwrap_python_model().bundle
 
-    def load_champions(self) -> dict[str, object]:
-        """Every kind that has a champion, loaded (a kind without one is simply absent)."""
-        return {kind: self.load(kind) for kind in KINDS if self.champion_version(kind) is not None}
-
     # -- logging and the gate ---------------------------------------------------------------------------
     def register(self, trained, validation_table, y_validation: np.ndarray | None, metric: str,
                  params: dict, tags: dict | None = None, artifacts: dict[str, Path] | None = None,

@@ -10,10 +10,8 @@ import polars as pl
 
 from surveillance_pipeline.config import Settings
 from surveillance_pipeline.contract import LABEL_SCHEMA, Label
-from surveillance_pipeline.features.base import DATE
 from surveillance_pipeline.log import get_logger
 from surveillance_pipeline.ml.dataset import (
-    LABEL,
     TrainingDataError,
     build_training_set,
 )
@@ -91,7 +89,7 @@ def stored_training_set(settings: Settings) -> pl.DataFrame:
 def evaluate_bundle(trainer: ModelTrainer, kind: str, bundle, data: PreparedData) -> TrainedModel:
     """A registered model's scores and metrics on this training set's validation and test days."""
     scores = {split: bundle.score_samples(data.frame(split)) for split in ("validation", "test")}
-    return TrainedModel(kind, bundle, trainer._evaluate(kind, bundle, scores, data), scores)
+    return TrainedModel(kind, bundle, trainer.evaluate(scores, data), scores)
 
 
 def register_model(registry: ModelRegistry, trained: TrainedModel, data: PreparedData, settings: Settings,
@@ -152,10 +150,6 @@ def _report_meta(result: TrainingResult, registrations: dict[str, Registration],
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **(meta or {}),
     }
-
-
-def labelled_days(table: pl.DataFrame) -> int:
-    return table.filter(pl.col(LABEL).is_not_null()).get_column(DATE).n_unique() if LABEL in table.columns else 0
 
 
 def train_on_scenarios(settings: Settings, registry: ModelRegistry, days: int | None = None, seed: int = 7,

@@ -135,8 +135,8 @@ class ModelTrainer:
                  labelled=labelled, features=len(extractor.output_names_))
         return PreparedData(table, days, extractor, X, y, groups)
 
-    def _evaluate(self, kind: str, bundle, scores: dict[str, np.ndarray], data: PreparedData,
-                  threshold: float = 0.5) -> dict[str, dict]:
+    def evaluate(self, scores: dict[str, np.ndarray], data: PreparedData, threshold: float = 0.5) -> dict[str, dict]:
+        """Metrics of validation and test scores (threshold-only figures when the training set has no labels)."""
         return {split: (classification_metrics(data.y[split], scores[split], threshold) if data.labelled else
                         {"precision": None, "recall": None, "f1": None, "auc_roc": None, "average_precision": None,
                          "threshold": threshold, "rows": len(scores[split]), "positives": None,
@@ -165,7 +165,7 @@ class ModelTrainer:
         if kind == "autoencoder":
             details["epochs_run"], details["best_epoch"] = model.epochs_run_, model.best_epoch_
         scores = {split: model.score_samples(data.X[split]) for split in ("validation", "test")}
-        return TrainedModel(kind, bundle, self._evaluate(kind, bundle, scores, data), scores, details)
+        return TrainedModel(kind, bundle, self.evaluate(scores, data), scores, details)
 
     def grow_forest(self, previous: ModelBundle, data: PreparedData, version: int | None = None) -> TrainedModel:
         """Retraining by warm start: the champion forest plus `warm_start_trees` trees fitted on the new training
@@ -186,7 +186,7 @@ class ModelTrainer:
         bundle = ModelBundle(model, previous.extractor)
         scores = {split: model.score_samples(X[split]) for split in ("validation", "test")}
         details = {"grown_from_version": version, "trees_before": before, "trees": len(model.estimator_.estimators_)}
-        return TrainedModel("random_forest", bundle, self._evaluate("random_forest", bundle, scores, data), scores,
+        return TrainedModel("random_forest", bundle, self.evaluate(scores, data), scores,
                             details)
 
     def build_ensemble(self, trained: dict[str, TrainedModel], data: PreparedData) -> TrainedModel:
@@ -208,7 +208,7 @@ class ModelTrainer:
         # The vote of the members' known scores on each split (what bundle.score_table computes from a table).
         scores = {split: weighted_vote({k: t.scores[split] for k, t in trained.items()}, bundle.weights)[0]
                   for split in ("validation", "test")}
-        metrics = self._evaluate(ENSEMBLE, bundle, scores, data, bundle.ensemble.threshold)
+        metrics = self.evaluate(scores, data, bundle.ensemble.threshold)
         return TrainedModel(ENSEMBLE, bundle, metrics, scores, details)
 
     def train(self, training_set: pl.DataFrame) -> TrainingResult:

@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -20,6 +17,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 
 from surveillance_pipeline.reporting.charts import pr_curves, roc_curves
+from surveillance_pipeline.reporting.analyst_common import write_json, write_text
 from surveillance_pipeline.reporting.pdf import (
     ReportDocument,
     format_value,
@@ -61,9 +59,8 @@ def write_training_report(out_dir: Path, metrics: list[dict], curves: dict[str, 
     generated = datetime.now(UTC)  # one timestamp for the JSON and the PDF
     payload = {"generated_at": utc_timestamp(generated), "meta": meta, "metrics": rows}
     paths = {
-        "csv": _write_text(out_dir / "metrics.csv", _metrics_csv(rows)),
-        "json": _write_text(out_dir / "metrics.json",
-                            json.dumps(payload, indent=2, allow_nan=False, ensure_ascii=False) + "\n"),
+        "csv": write_text(out_dir / "metrics.csv", _metrics_csv(rows)),
+        "json": write_json(out_dir / "metrics.json", payload),
         "roc": roc_curves(curves, out_dir / "roc.png", title="ROC curve, test split"),
         "pr": pr_curves(curves, out_dir / "pr.png", title="Precision-recall curve, test split"),
     }
@@ -183,16 +180,3 @@ def _is_scalar(value: Any) -> bool:
 
 def _text_or_none(value: Any) -> str | None:
     return None if value is None or value == "" else str(value)
-
-
-def _write_text(path: Path, text: str) -> Path:
-    """Write `text` through a temporary file beside `path`, then move it into place."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as file:
-            file.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
