@@ -50,12 +50,12 @@ from pydantic import Field
 from surveillance_pipeline.contract import Order, Pattern
 from surveillance_pipeline.detectors.base import (
     DetectionInputs,
-    DetectorSettings,
     Finding,
     empty_findings,
     findings_frame,
 )
 from surveillance_pipeline.detectors.orderbook import (
+    BookPracticeSettings,
     BOOK_MEDIAN_SIZE,
     FILL_AT,
     FILL_ORDER,
@@ -87,7 +87,7 @@ PROBE_AT, AFTER_FILL = "probe_at", "after_fill"
 EPISODE = [SYMBOL, ACCOUNT, "episode"]
 
 
-class LayeringSettings(DetectorSettings):
+class LayeringSettings(BookPracticeSettings):
     min_layers: int = Field(
         3, ge=2, le=100,
         description="distinct price levels the pulled orders stand at: 'multiple orders at successive price "
@@ -143,13 +143,6 @@ class LayeringSettings(DetectorSettings):
                     "executed in the symbol around the episode: the account's trades there come with the stacks; "
                     "for a market maker or a high-frequency quoter, stack-like coincidences are a few among "
                     "hundreds of two-sided fills")
-    max_two_sided_share: float = Field(
-        0.65, ge=0.0, le=1.0,
-        description="the account had orders resting on both sides of the symbol for at most this share of the "
-                    "episode and its execution context: a market maker's quotes stand on both sides nearly all the "
-                    "time (a full fill empties one side only until the next requote), a one-sided scheme has "
-                    "anything on the other side only while a genuine order waits there; about two thirds keeps "
-                    "clear of both")
     execution_context_s: float = Field(
         60.0, ge=0.0, le=86_400.0,
         description="the account's executions are counted from this many seconds before the episode's first "

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import polars as pl
+from pydantic import Field
 
 from surveillance_pipeline.contract import (
     MARKET_ORDER_TYPE,
@@ -34,6 +35,7 @@ from surveillance_pipeline.contract import (
     Side,
     Trade,
 )
+from surveillance_pipeline.detectors.base import DetectorSettings
 
 
 class Life:
@@ -60,6 +62,17 @@ class OwnFill:
     ORDER_ID = Order.ORDER_ID  # the account's order, as given (may be null)
     BOOK = Life.BOOK
 
+
+class BookPracticeSettings(DetectorSettings):
+    """Settings shared by the order-book detectors that tell a market maker's quoting from a one-sided scheme."""
+
+    max_two_sided_share: float = Field(
+        0.65, ge=0.0, le=1.0,
+        description="the account had orders resting on both sides of the symbol for at most this share of the "
+                    "episode and its execution context: a market maker's quotes stand on both sides nearly all the "
+                    "time (a full fill empties one side only until the next requote), a one-sided scheme has "
+                    "anything on the other side only while a genuine order waits there; about two thirds keeps "
+                    "clear of both")
 
 ORDER_KEY = [Life.KEY]
 ID_SEED, SYMBOL_SEED = 7, 11

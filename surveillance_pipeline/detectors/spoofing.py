@@ -50,12 +50,12 @@ from pydantic import Field
 from surveillance_pipeline.contract import Order, Pattern
 from surveillance_pipeline.detectors.base import (
     DetectionInputs,
-    DetectorSettings,
     Finding,
     empty_findings,
     findings_frame,
 )
 from surveillance_pipeline.detectors.orderbook import (
+    BookPracticeSettings,
     BOOK_MEDIAN_SIZE,
     FILL_AT,
     FILL_ORDER,
@@ -89,7 +89,7 @@ FAKE_QTY, GENUINE_QTY = "cycle_large_quantity", "cycle_genuine_quantity"
 EPISODE = [SYMBOL, ACCOUNT, "episode"]
 
 
-class SpoofingSettings(DetectorSettings):
+class SpoofingSettings(BookPracticeSettings):
     account_size_multiple: float = Field(
         3.0, ge=1.0, le=1_000.0,
         description="a spoof order is at least this many times the account's normal order size (the median size "
@@ -148,13 +148,6 @@ class SpoofingSettings(DetectorSettings):
                     "executed in the symbol around the episode: the practice is that the account's trades there "
                     "come with fakes on the other side; for a market maker or a high-frequency quoter such "
                     "coincidences are a few among hundreds of two-sided fills")
-    max_two_sided_share: float = Field(
-        0.65, ge=0.0, le=1.0,
-        description="the account had orders resting on both sides of the symbol for at most this share of the "
-                    "episode and its execution context: a market maker's quotes stand on both sides nearly all the "
-                    "time (a full fill empties one side only until the next requote), a one-sided scheme has "
-                    "anything on the other side only while a genuine order waits there; about two thirds keeps "
-                    "clear of both")
     execution_context_s: float = Field(
         60.0, ge=0.0, le=86_400.0,
         description="the account's executions are counted from this many seconds before the episode's first "
