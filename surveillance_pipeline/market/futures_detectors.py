@@ -39,6 +39,10 @@ class FuturesSettings:
     farming_oi_change: float = 0.04   # ... open interest up this share in the 30 min before, down after ...
     farming_min_settlements: int = 2  # ... at this many settlements of one day
     merge_gap_seconds: float = 300.0
+    oi_fill_minutes: int = 3          # open interest carried over gaps of at most this many minutes
+    imbalance_z: float = 3.0          # book corroboration: the window's mean imbalance this many MADs from usual ...
+    wall_rate_multiple: float = 3.0   # ... or walls on the pushed side pulled at this multiple of the usual rate
+    min_pulled_walls: int = 2         # ... and at least this many
 
 
 def _series(tables: dict[str, pl.DataFrame], market: str, name: str, column: str, grid: pl.DataFrame) -> np.ndarray:
@@ -49,6 +53,79 @@ def _series(tables: dict[str, pl.DataFrame], market: str, name: str, column: str
                   .select(pl.col("created_at").dt.truncate("1m").alias("minute"), column)
                   .group_by("minute").agg(pl.col(column).last()))
     return grid.join(per_minute, on="minute", how="left").sort("minute").get_column(column).to_numpy().astype(float)
+
+
+def _bars(tables: dict[str, pl.DataFrame], market: str, grid: pl.DataFrame) -> dict[str, np.ndarray]:
+    """1-minute open / high / low / close / volume on the grid: the recorded k-lines, else built from the deals."""
+    columns = ("open", "high", "low", "close", "volume")
+    klines, deals = tables.get("klines"), tables.get("deals")
+    bars = None
+    if klines is not None and klines.height and (mine := klines.filter(pl.col("market") == market)).height:
+        bars = mine.select(pl.col("created_at").dt.truncate("1m").alias("minute"), *columns).group_by("minute").agg(
+            pl.col("open").first(), pl.col("high").max(), pl.col("low").min(), pl.col("close").last(),
+            pl.col("volume").sum())
+    elif deals is not None and deals.height and (mine := deals.filter(pl.col("market") == market)).height:
+        bars = mine.sort("created_at").group_by(pl.col("created_at").dt.truncate("1m").alias("minute")).agg(
+            pl.col("price").first().alias("open"), pl.col("price").max().alias("high"),
+            pl.col("price").min().alias("low"), pl.col("price").last().alias("close"),
+            pl.col("amount").sum().alias("volume"))
+    if bars is None:
+        return {c: np.full(grid.height, np.nan) for c in columns}
+    joined = grid.join(bars, on="minute", how="left").sort("minute")
+    return {c: joined.get_column(c).cast(pl.Float64).fill_null(np.nan).to_numpy() for c in columns}
+
+
+@dataclass
+class _Book:
+    """Per grid minute: the mean book imbalance of the snapshots taken then, and walls pulled per side."""
+    imbalance: np.ndarray
+    pulled: dict[str, np.ndarray]
+
+    def support(self, a: int, b: int, direction: float, s: FuturesSettings) -> tuple[float, str, dict]:
+        """Corroboration of a push in `direction` (+1 up, -1 down) over minutes [a, b] against the trailing day."""
+        lo = max(0, a - s.baseline_minutes)
+        notes, metrics, bonus = [], {}, 0.0
+        usual, window = self.imbalance[lo:a], self.imbalance[a:b + 1]
+        usual, window = usual[~np.isnan(usual)], window[~np.isnan(window)]
+        if len(usual) >= 30 and len(window):
+            median = float(np.median(usual))
+            mad = float(np.median(np.abs(usual - median))) * 1.4826 + 1e-6
+            lean = (float(window.mean()) - median) / mad
+            metrics["imbalance_z"] = lean
+            if lean * direction >= s.imbalance_z:
+                bonus += 0.1
+                notes.append(f"the order book leaned to the {'bid' if direction > 0 else 'ask'} side (imbalance "
+                             f"{window.mean():+.2f} against a usual {median:+.2f})")
+        side = "bid" if direction > 0 else "ask"
+        pulled = self.pulled[side]
+        if pulled.any():
+            count = int(pulled[a:b + 1].sum())
+            rate = pulled[lo:a].sum() / max(a - lo, 1)
+            metrics["walls_pulled"] = count
+            if count >= s.min_pulled_walls and count > s.wall_rate_multiple * rate * (b - a + 1):
+                bonus += 0.1
+                notes.append(f"{count} {side} walls were pulled before the price reached them (usually "
+                             f"{rate * 60:.1f} an hour)")
+        return bonus, ("; " + " and ".join(notes) if notes else ""), metrics
+
+
+def _book(tables: dict[str, pl.DataFrame], market: str, grid: pl.DataFrame) -> _Book:
+    from surveillance_pipeline.market.orderbook import book_imbalance, vanished_walls
+
+    empty = np.zeros(grid.height)
+    depth = tables.get("depth")
+    mine = depth.filter(pl.col("market") == market) if depth is not None and depth.height else None
+    if mine is None or mine.is_empty():
+        return _Book(np.full(grid.height, np.nan), {"bid": empty, "ask": empty})
+    per_minute = book_imbalance(mine).group_by(pl.col("updated_at").dt.truncate("1m").alias("minute")).agg(
+        pl.col("imbalance").mean())
+    imbalance = grid.join(per_minute, on="minute", how="left").sort("minute").get_column("imbalance")
+    walls = vanished_walls(mine).group_by(pl.col("seen_at").dt.truncate("1m").alias("minute"), "side").len()
+    pulled = {}
+    for side in ("bid", "ask"):
+        counts = grid.join(walls.filter(pl.col("side") == side), on="minute", how="left").sort("minute")
+        pulled[side] = counts.get_column("len").fill_null(0).to_numpy().astype(float)
+    return _Book(imbalance.fill_null(np.nan).to_numpy().astype(float), pulled)
 
 
 def _robust_z(values: np.ndarray, settings: FuturesSettings) -> np.ndarray:
@@ -92,7 +169,7 @@ def futures_alerts(tables: dict[str, pl.DataFrame], settings: FuturesSettings = 
 def _market_findings(tables, market: str, s: FuturesSettings) -> list[dict]:
     stamps = [f.filter(pl.col("market") == market).get_column("created_at") for name, f in tables.items()
               if "created_at" in f.columns and f.height and name in ("mark", "index", "premium", "basis",
-                                                                      "open_interest")]
+                                                                      "open_interest", "klines")]
     if not stamps:
         return []
     first, last = min(x.min() for x in stamps), max(x.max() for x in stamps)
@@ -104,8 +181,14 @@ def _market_findings(tables, market: str, s: FuturesSettings) -> list[dict]:
     basis = _series(tables, market, "basis", "basis_rate", grid)
     index = _series(tables, market, "index", "index_price", grid)
     mark = _series(tables, market, "mark", "mark_price", grid)
-    oi = _series(tables, market, "open_interest", "open_interest_volume", grid)
-    price = np.where(np.isnan(mark), index, mark)
+    oi = pl.Series(_series(tables, market, "open_interest", "open_interest_volume", grid), nan_to_null=True)
+    oi = oi.fill_null(strategy="forward", limit=s.oi_fill_minutes).fill_null(np.nan).to_numpy().astype(float)
+    bars = _bars(tables, market, grid)
+    book = _book(tables, market, grid)
+    price = np.where(np.isnan(mark), np.where(np.isnan(bars["close"]), index, bars["close"]), mark)
+    high, low = np.fmax(price, bars["high"]), np.fmin(price, bars["low"])  # a bar's wick beyond its close
+    usual_volume = pl.Series(bars["volume"], nan_to_null=True).shift(1).rolling_median(
+        s.baseline_minutes, min_samples=30).fill_null(np.nan).to_numpy().astype(float)
     liq = np.zeros(n)
     liq_frame = tables.get("liquidations")
     if liq_frame is not None and liq_frame.height:
@@ -143,50 +226,69 @@ def _market_findings(tables, market: str, s: FuturesSettings) -> list[dict]:
         released = i + int(np.argmax(after))
         start = a + int(np.argmax(abnormal))
         peak = float(np.nanmax(np.abs(window)))
-        finding("funding_rate_manipulation", start, released, 0.6 + min(peak, 40) / 100,
+        bonus, book_note, book_metrics = book.support(start, i, float(np.sign(np.nanmedian(window[abnormal]))), s)
+        finding("funding_rate_manipulation", start, released, 0.55 + min(peak, 40) / 160 + bonus,
                 f"{market}: in the {s.pre_settlement_minutes} min before the {minutes[i]:%H:%M} UTC funding "
                 f"settlement the premium index was abnormal for {int(abnormal.sum())} min (up to {peak:.0f} MADs from "
                 f"its trailing-day median, {np.nanmax(np.abs(premium[a:i])) * 100:.2f}%) and back to ordinary "
-                f"{released - i} min after it; the settled rate was {rate * 100:.4f}%.",
-                {"abnormal_minutes": int(abnormal.sum()), "peak_z": peak, "funding_rate": rate})
+                f"{released - i} min after it; the settled rate was {rate * 100:.4f}%{book_note}.",
+                {"abnormal_minutes": int(abnormal.sum()), "peak_z": peak, "funding_rate": rate, **book_metrics})
     near_settlement = np.zeros(n, dtype=bool)
     for a, i in pre_windows:
         near_settlement[a:min(n, i + s.release_minutes)] = True
     for a, b in _runs((np.abs(bz) >= s.z) & ~near_settlement, s.basis_min_minutes, gap=2):
         index_move = abs(index[b] / index[a] - 1) if index[a] == index[a] else 0.0
         peak = float(np.nanmax(np.abs(bz[a:b + 1])))
-        finding("basis_manipulation", a, b, 0.6 + min(peak, 40) / 100,
+        bonus, book_note, book_metrics = book.support(a, b, float(np.sign(np.nanmedian(bz[a:b + 1]))), s)
+        finding("basis_manipulation", a, b, 0.55 + min(peak, 40) / 160 + bonus,
                 f"{market}: the basis (futures vs index) was abnormal for {b - a + 1} min from {minutes[a]:%H:%M} UTC "
                 f"(up to {np.nanmax(np.abs(basis[a:b + 1])) * 100:.2f}%, {peak:.0f} MADs from its trailing-day "
-                f"median), away from any funding settlement, while the index moved {index_move * 100:.2f}%.",
-                {"minutes": b - a + 1, "peak_z": peak, "index_move": index_move})
+                f"median), away from any funding settlement, while the index moved {index_move * 100:.2f}%"
+                f"{book_note}.", {"minutes": b - a + 1, "peak_z": peak, "index_move": index_move, **book_metrics})
     # -- liquidation bursts: hunting (the move given back) or a cascade (it is not) -----------------------
     mean_rate = pl.Series(liq).shift(1).rolling_mean(s.baseline_minutes, min_samples=s.min_baseline_minutes).to_numpy()
     burst = (liq >= np.maximum(10, s.liquidation_burst * np.nan_to_num(mean_rate, nan=np.inf)))
     for a, b in _runs(burst, 1, gap=2):
         before = price[max(0, a - 5)]
-        span = price[a:min(n, b + 4)]
-        if np.isnan(before) or np.isnan(span).all():
+        lo, hi = a, min(n, b + 4)
+        if np.isnan(before) or np.isnan(price[lo:hi]).all():
             continue  # no price path there: the move cannot be judged
-        extreme_at = a + int(np.nanargmax(np.abs(span / before - 1)))
-        move = price[extreme_at] / before - 1
+        up, down = high[lo:hi] / before - 1, low[lo:hi] / before - 1
+        if np.nanmax(np.abs(up)) >= np.nanmax(np.abs(down)):
+            extreme_at = lo + int(np.nanargmax(np.abs(up)))
+            extreme = high[extreme_at]
+        else:
+            extreme_at = lo + int(np.nanargmax(np.abs(down)))
+            extreme = low[extreme_at]
+        move = extreme / before - 1
         if abs(move) < s.min_move:
             continue
+        # closes from the extreme's own minute on: a wick closes back inside its bar
         later = price[extreme_at:min(n, extreme_at + s.retrace_minutes + 1)]
-        given_back = float(np.nanmax((later - price[extreme_at]) / (before - price[extreme_at]))) if len(later) else 0.0
+        given_back = float(np.nanmax((later - extreme) / (before - extreme))) if len(later) else 0.0
         count = int(liq[a:b + 1].sum())
+        wick = extreme_at if abs(extreme / price[extreme_at] - 1) >= s.min_move / 2 else None
+        volume_ratio = float(np.nanmax(bars["volume"][lo:hi]) / usual_volume[a]) if (
+            usual_volume[a] > 0 and not np.isnan(bars["volume"][lo:hi]).all()) else float("nan")
+        bar_note = (f"; the {minutes[wick]:%H:%M} bar reached {extreme:.6g} and closed at {price[wick]:.6g} (a wick)"
+                    if wick is not None else "") + (
+            f"; volume {volume_ratio:.0f}x the usual minute" if volume_ratio == volume_ratio and volume_ratio >= 3
+            else "")
+        metrics = {"move": move, "liquidations": count, "given_back": given_back, "wick": wick is not None,
+                   "volume_ratio": None if volume_ratio != volume_ratio else volume_ratio}
         if given_back >= s.retrace_share:
-            finding("liquidation_hunting", a, extreme_at + s.retrace_minutes, 0.6 + min(given_back, 1) * 0.3,
+            finding("liquidation_hunting", a, extreme_at + s.retrace_minutes,
+                    0.6 + min(given_back, 1) * 0.3 + (0.1 if wick is not None or volume_ratio >= 5 else 0.0),
                     f"{market}: a {move * 100:+.1f}% move from {minutes[a]:%H:%M} UTC set off {count} liquidations in "
                     f"{b - a + 1} min ({count / max(b - a + 1, 1):.0f} a minute against a usual "
                     f"{np.nan_to_num(mean_rate[a]):.2f}), and {given_back:.0%} of it was given back within "
-                    f"{s.retrace_minutes} min.", {"move": move, "liquidations": count, "given_back": given_back})
+                    f"{s.retrace_minutes} min{bar_note}.", metrics)
         else:
             finding("forced_liquidation", a, max(b, extreme_at), 0.6 + min(abs(move), 0.2) * 2,
                     f"{market}: a liquidation cascade from {minutes[a]:%H:%M} UTC: {count} liquidations in "
                     f"{b - a + 1} min (usual {np.nan_to_num(mean_rate[a]):.2f} a minute) while the price moved "
-                    f"{move * 100:+.1f}% and did not recover ({given_back:.0%} given back in {s.retrace_minutes} min).",
-                    {"move": move, "liquidations": count, "given_back": given_back})
+                    f"{move * 100:+.1f}% and did not recover ({given_back:.0%} given back in {s.retrace_minutes} min)"
+                    f"{bar_note}.", metrics)
     # -- open interest: concentration (a jump that stays) and farming (up before settlements, down after) --
     log_oi = np.log(oi)
     change15 = np.full(n, np.nan)

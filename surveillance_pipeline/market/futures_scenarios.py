@@ -7,7 +7,8 @@ Episodes, from the public descriptions of each abuse:
 - funding_rate_manipulation: the perpetual pushed away from the index in the hour before a funding settlement
   (the premium that sets the rate), released just after it;
 - liquidation_hunting: a sudden move that runs through clustered liquidation levels (a burst of liquidations),
-  then retraces most of the move within minutes;
+  then retraces most of the move within minutes, or within the same minute (a wick in the trades' k-line
+  that the minute closes of mark and last never show);
 - forced_liquidation: a cascade, liquidations feeding further liquidations in one direction, no retracement;
 - basis_manipulation: the futures price held far from the index away from any settlement, then released;
 - position_concentration: open interest jumping by a large share within minutes and staying (one actor);
@@ -63,6 +64,7 @@ def generate_futures(days: int = 3, seed: int = 0, markets: tuple[str, ...] = ("
         push = np.zeros(n)                                   # extra futures-vs-index displacement
         move = np.zeros(n)                                   # extra price move of both (hunting, cascades)
         farm = np.zeros(n)                                   # open-interest excursions (farming)
+        wick = np.zeros(n)                                   # a spike of the trades within one minute
         used = np.zeros(n, dtype=bool)
 
         def free(a: int, b: int) -> bool:  # after the first 5 hours: detectors need a baseline
@@ -91,6 +93,12 @@ def generate_futures(days: int = 3, seed: int = 0, markets: tuple[str, ...] = ("
                         if not free(a, a + down + back) or _near_settlement(a, 90):
                             continue
                         size = rng.uniform(0.03, 0.07) * rng.choice([-1, 1])
+                        if rng.random() < 0.5:  # a wick: through the levels and back within one minute
+                            wick[a] = size
+                            liq_rate[a] += rng.uniform(15, 40)
+                            liq_side[a] = "sell" if size < 0 else "buy"
+                            place(pattern, a, a + 2)
+                            break
                         move[a:a + down] += np.linspace(0, size, down)
                         move[a + down:a + down + back] += np.linspace(size, size * rng.uniform(0.0, 0.35), back)
                         liq_rate[a:a + down + 1] += rng.uniform(15, 40)
@@ -170,7 +178,8 @@ def generate_futures(days: int = 3, seed: int = 0, markets: tuple[str, ...] = ("
                                                             for i, m in enumerate(deal_at)],
             "deal_id": [f"{market}-{i}" for i in range(deal_at.size)],
             "side": np.where(rng.random(deal_at.size) < 0.5, "buy", "sell"),
-            "price": last[deal_at] * (1 + rng.normal(0, 0.0001, deal_at.size)),
+            "price": last[deal_at] * (1 + rng.normal(0, 0.0001, deal_at.size))
+            * np.exp(np.where(np.arange(deal_at.size) % per_minute == 1, wick[deal_at], 0.0)),
             "amount": rng.lognormal(0, 1, deal_at.size) * 1e3 / base}))
     store = ReplayStore({name: pl.concat(frames).with_columns(
         pl.col(c).cast(UTC_MS) for c in ("created_at", "funding_time") if c in frames[0].columns)

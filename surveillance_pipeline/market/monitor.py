@@ -41,7 +41,8 @@ def monitor_once(client: MarketDataClient, markets: list[str] | None = None, sta
     end = end or datetime.now(UTC)
     start = start or end - timedelta(days=1)
     start_ms, end_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
-    tables: dict[str, list[pl.DataFrame]] = {k: [] for k in ("premium", "basis", "funding", "mark", "liquidations")}
+    tables: dict[str, list[pl.DataFrame]] = {k: [] for k in ("premium", "basis", "funding", "mark", "klines",
+                                                             "liquidations")}
     unavailable: dict[str, str] = {}
     minutes = int((end - start).total_seconds() // 60) + 1
     for market in markets:
@@ -53,10 +54,11 @@ def monitor_once(client: MarketDataClient, markets: list[str] | None = None, sta
                                .with_columns(**{k: pl.lit(v) for k, v in tag.items()}))
         tables["funding"].append(client.get_funding_rate_history(base, quote, start_ms, end_ms, PAGE)
                                  .with_columns(**{k: pl.lit(v) for k, v in tag.items()}))
-        bars = client.get_kline(base, quote, "1min", minutes, "futures")
-        tables["mark"].append(bars.filter(pl.col("created_at").is_between(start, end)).select(
-            pl.lit(market).alias("market"), pl.lit("futures").alias("market_type"), "created_at",
-            pl.col("close").alias("mark_price")))
+        bars = client.get_kline(base, quote, "1min", minutes, "futures").filter(
+            pl.col("created_at").is_between(start, end)).with_columns(**{k: pl.lit(v) for k, v in tag.items()})
+        tables["mark"].append(bars.select("market", "market_type", "created_at", pl.col("close").alias("mark_price")))
+        tables["klines"].append(bars.select("market", "market_type", "created_at", "open", "high", "low", "close",
+                                            "volume"))  # the highs and lows: wicks the closes do not show
         try:
             tables["liquidations"].append(client.get_liquidation_history(base, quote, start_ms, end_ms, PAGE)
                                           .with_columns(pl.lit(market).alias("market")))

@@ -59,8 +59,12 @@ def test_collected_days_give_futures_features_and_alerts(tmp_path, monkeypatch):
     futures = stored.filter(pl.col("sources") == "futures rules")
     assert futures.height > 0 and (futures["user_ids"] == "").all()
     assert stored.filter(pl.col("pattern") == "spoofing").height == 1  # the other writer's alert is kept
+    # a hunt within one minute shows only in the k-lines, and the k-line tool answers the latest 1440 bars: a
+    # collection run after the fact has them for the last day only (a daily run at the day's end has its own)
+    one_minute_hunt = (pl.col("pattern") == "liquidation_hunting") & (pl.col("end") - pl.col("start") <= dt.timedelta(
+        minutes=2)) & (pl.col("start").dt.date().cast(pl.String) != DAYS[-1])
     judged_days = scenario.labels.filter(pl.col("start").dt.date().cast(pl.String).is_in(DAYS[1:])
-                                         & ~pl.col("pattern").is_in(OI_PATTERNS))
+                                         & ~pl.col("pattern").is_in(OI_PATTERNS) & ~one_minute_hunt)
     report = evaluate(futures.filter(pl.col("date").cast(pl.String).is_in(DAYS[1:])), judged_days)
     assert report.macro_recall >= 0.8 and report.macro_precision == 1.0
     assert (tmp_path / "alerts" / DAYS[1] / "futures" / "alerts.json").exists()

@@ -148,3 +148,82 @@ def test_monitoring_loop_priorities_intervals_and_cli(tmp_path: Path):
             started.kill()
         http.stop()
     assert not (out / "monitor.pid").exists()
+
+
+def test_a_hunt_within_one_minute_is_seen_only_in_the_k_lines():
+    from datetime import timedelta
+
+    scenario = generate_futures(days=3, seed=11)
+    wicks = scenario.labels.filter((pl.col("pattern") == "liquidation_hunting")
+                                   & ((pl.col("end") - pl.col("start")) == timedelta(minutes=2)))
+    assert wicks.height  # the generator's one-minute hunts (episode of the spike minute + 2)
+
+    def found(tables) -> int:
+        alerts = futures_alerts(tables).filter(pl.col("pattern") == "liquidation_hunting")
+        return sum(alerts.filter((pl.col("symbol") == e["symbol"]) & (pl.col("window_start") <= e["end"])
+                                 & (pl.col("window_end") >= e["start"])).height > 0 for e in wicks.iter_rows(named=True))
+
+    with_bars = futures_alerts(scenario.store.tables)
+    assert found(scenario.store.tables) == wicks.height
+    assert with_bars.filter(pl.col("explanation").str.contains("a wick")).height >= wicks.height
+    closes_only = {k: v for k, v in scenario.store.tables.items() if k != "deals"}
+    assert found(closes_only) == 0  # minute closes of mark never show the spike
+    # recorded k-lines (what the collection stores) serve as well as bars built from the trades
+    deals = scenario.store.tables["deals"].sort("created_at")
+    klines = deals.group_by("market", pl.col("created_at").dt.truncate("1m")).agg(
+        pl.col("price").first().alias("open"), pl.col("price").max().alias("high"), pl.col("price").min().alias("low"),
+        pl.col("price").last().alias("close"), pl.col("amount").sum().alias("volume"))
+    assert found({**closes_only, "klines": klines}) == wicks.height
+
+
+def _depth(scenario, push_minutes: set, side: str, lean: float) -> pl.DataFrame:
+    """One 10-level snapshot a minute per market: a market maker's wall (8x) on a random level, refreshed now and
+    then (it comes and goes all day), and in `push_minutes` the book leaning to `side` with a wall pulled every
+    minute before the price got there."""
+    rng = np.random.default_rng(0)
+    mark = scenario.store.tables["mark"]
+    rows = []
+    for market, at, price in mark.select("market", "created_at", "mark_price").iter_rows():
+        pushed = at in push_minutes
+        mm_wall = rng.integers(0, 10) if rng.random() < 0.3 else -1
+        for s in ("bid", "ask"):
+            for level in range(10):
+                size = 1.0 + rng.random() * 0.2
+                if level == mm_wall and s == ("bid" if at.minute % 2 else "ask"):
+                    size *= 8
+                if pushed and s == side:
+                    size *= lean
+                    if level == 5 and at.minute % 2 == 0:
+                        size = 20.0  # shown this minute, gone the next
+                tick = price * 0.0001 * (level + 1)
+                rows.append((market, "futures", at, s, level, price - tick if s == "bid" else price + tick, size))
+    return pl.DataFrame(rows, schema={"market": pl.String, "market_type": pl.String, "updated_at": UTC_MS_,
+                                      "side": pl.String, "level": pl.Int32, "price": pl.Float64, "amount": pl.Float64},
+                        orient="row")
+
+
+UTC_MS_ = pl.Datetime("ms", "UTC")
+
+
+def test_the_order_book_corroborates_a_funding_push():
+    from datetime import UTC, datetime, timedelta
+
+    scenario = generate_futures(days=2, seed=5, clean=True)
+    premium = scenario.store.tables["premium"]
+    start = datetime(2026, 3, 2, 15, 20, tzinfo=UTC)
+    pushed = premium.with_columns(pl.when(pl.col("created_at").is_between(start, start + timedelta(minutes=39)))
+                                  .then(pl.col("premium_index") + 0.004).otherwise(pl.col("premium_index"))
+                                  .alias("premium_index"))
+    tables = {**scenario.store.tables, "premium": pushed}
+    bare = futures_alerts(tables).filter(pl.col("pattern") == "funding_rate_manipulation")
+    assert bare.height == 3 and not bare["explanation"].str.contains("order book").any()
+    minutes = {start + timedelta(minutes=m) for m in range(40)}
+    with_book = futures_alerts({**tables, "depth": _depth(scenario, minutes, "bid", 3.0)}).filter(
+        pl.col("pattern") == "funding_rate_manipulation")
+    assert with_book.height == 3
+    assert with_book["explanation"].str.contains("leaned to the bid side").all()
+    assert with_book["explanation"].str.contains("bid walls were pulled").all()
+    assert (with_book.sort("symbol")["score"] > bare.sort("symbol")["score"]).all()
+    # the market maker's walls coming and going all day corroborate nothing and raise nothing on their own
+    quiet = futures_alerts({**scenario.store.tables, "depth": _depth(scenario, set(), "bid", 1.0)})
+    assert quiet.is_empty()
