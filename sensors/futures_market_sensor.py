@@ -1,21 +1,25 @@
-"""Polls the exchange's MCP server and requests a collection run when a futures market has new data."""
+"""Polls the exchange's MCP server and requests a collection run when a futures market has new data; stores a
+ticker and order-book snapshot of every market on each tick (the open-interest and book history)."""
 import json
 from datetime import UTC, datetime
 
 from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SkipReason, sensor
 
 from assets.jobs import futures_collection_job
+from resources.database import DatabaseResource
 from resources.market import MarketDataResource
 from resources.settings import SettingsResource
-from surveillance_pipeline.market.collect import futures_markets
+from surveillance_pipeline.market.collect import futures_markets, save_snapshots, take_snapshots
 
 
 @sensor(job=futures_collection_job, minimum_interval_seconds=60, default_status=DefaultSensorStatus.STOPPED,
         description="Each tick asks the MCP server for every futures market's newest funding time and trade; "
-                    "new data since the cursor requests a run of that day's futures_market_data partition. An "
-                    "unreachable server fails the tick (visible in the UI); the next tick tries again.")
+                    "new data since the cursor requests a run of that day's futures_market_data partition. Every "
+                    "tick also stores a ticker and order-book snapshot of each market: the open-interest history "
+                    "the futures detectors judge (no MCP tool has one). An unreachable server fails the tick "
+                    "(visible in the UI); the next tick tries again.")
 def futures_market_sensor(context: SensorEvaluationContext, settings: SettingsResource,
-                          market_data: MarketDataResource):
+                          market_data: MarketDataResource, database: DatabaseResource):
     cfg = settings.get()
     client = market_data.client()
     seen: dict[str, int] = json.loads(context.cursor) if context.cursor else {}
@@ -29,6 +33,9 @@ def futures_market_sensor(context: SensorEvaluationContext, settings: SettingsRe
                              deals["created_at"].max() if deals.height else None) if t is not None]
         if times:
             latest[market] = int(max(times).timestamp() * 1000)
+    snapshots, missing = take_snapshots(client, markets, cfg.market.quote)
+    stored = save_snapshots(database.get(), snapshots)
+    context.log.info(f"stored {stored} snapshot(s)" + (f"; not provided: {sorted(missing)}" if missing else ""))
     new = {m: t for m, t in latest.items() if t > seen.get(m, -1)}
     context.update_cursor(json.dumps({**seen, **latest}, sort_keys=True))
     if not new:

@@ -615,6 +615,16 @@ def _mcp_url(mcp: str | None, settings: Settings) -> str:
     return url
 
 
+def _snapshot_db(db: str | None, settings: Settings):
+    if not db:
+        return None
+    from surveillance_pipeline.storage.database import Database
+
+    database = Database(settings.database_url if db == "config" else db)
+    database.migrate()
+    return database
+
+
 @monitor_app.command("run")
 def monitor_run(
     once: Annotated[bool, typer.Option("--once", help="one pass (the loop: `monitor start`)")] = False,
@@ -625,6 +635,9 @@ def monitor_run(
     first: Annotated[str | None, typer.Option("--from", help="window start (ISO-8601 UTC); default 24 h before --to")] = None,
     last: Annotated[str | None, typer.Option("--to", help="window end (ISO-8601 UTC); default now")] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="folder for alerts.csv and alerts.json")] = Path("monitor"),
+    db: Annotated[str | None, typer.Option("--db", help="a database with the ticker / order-book snapshots the "
+                                           "sensor or `monitor start --db` stored (open-interest history); "
+                                           "'config' for the configured one")] = None,
     config: ConfigOption = None,
 ) -> None:
     """Poll the MCP server's history tools over a window, run the futures detectors, write the alerts."""
@@ -655,7 +668,7 @@ def monitor_run(
         raise typer.Exit(2) from None
     try:
         result = monitor_once(MarketDataClient(url=url), [m.strip() for m in markets.split(",")] if markets else None,
-                              *window, settings.market.quote)
+                              *window, settings.market.quote, db=_snapshot_db(db, settings))
     except (MarketDataError, ExchangeToolError) as exc:
         err.print(f"[red]monitoring failed:[/red] {escape(str(exc))}")
         raise typer.Exit(1) from None
@@ -663,7 +676,10 @@ def monitor_run(
     counts = dict(result.alerts.group_by("pattern").len().sort("pattern").iter_rows()) if result.alerts.height else {}
     out.print(f"{len(result.markets)} market(s), {result.window[0]:%Y-%m-%d %H:%M} to {result.window[1]:%Y-%m-%d %H:%M} "
               f"UTC, {result.calls} MCP calls in {result.seconds:.1f} s: {result.alerts.height} alerts {counts}")
-    out.print(f"not assessable over MCP history: {', '.join(result.not_assessed)}")
+    coverage = (f" (open-interest snapshots cover "
+                f"{', '.join(f'{m} {c:.0%}' for m, c in sorted(result.oi_coverage.items()))} of the window)"
+                if result.oi_coverage else "")
+    out.print(f"not assessable over MCP history: {', '.join(result.not_assessed) or 'none'}{coverage}")
     for tool, message in result.unavailable.items():
         out.print(f"unavailable from the source: {tool}: {escape(message)}")
     out.print(f"-> {csv_path}, {json_path}")
@@ -675,7 +691,10 @@ def monitor_start(
     out_dir: Annotated[Path, typer.Option("--out", help="alerts.json, status.json and the pid file")] = Path("monitor"),
     interval: Annotated[float, typer.Option(help="seconds between checks of an ordinary market")] = 300.0,
     max_concurrent: Annotated[int, typer.Option(help="markets checked at once")] = 4,
-    window: Annotated[float, typer.Option(help="seconds of history a check reads")] = 3600.0,
+    window: Annotated[float, typer.Option(help="seconds a check covers (read with the trailing day before it)")] = 3600.0,
+    db: Annotated[str | None, typer.Option("--db", help="store a ticker and order-book snapshot of every market "
+                                           "each minute in this database and judge open interest from them; "
+                                           "'config' for the configured one")] = None,
     cycles: Annotated[int | None, typer.Option(help="stop after this many cycles (default: until stopped)")] = None,
     config: ConfigOption = None,
 ) -> None:
@@ -686,7 +705,8 @@ def monitor_start(
     url = _mcp_url(mcp, settings)
     out_dir.mkdir(parents=True, exist_ok=True)
     loop = MonitoringLoop(client_factory(url), out_dir, LoopSettings(base_interval_s=interval,
-                                                                     max_concurrent=max_concurrent, window_s=window))
+                                                                     max_concurrent=max_concurrent, window_s=window),
+                          db=_snapshot_db(db, settings))
     out.print(f"monitoring {url}: status in {out_dir / 'status.json'}, alerts in {out_dir / 'alerts.json'}")
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends the loop like `monitor stop`
         loop.run(max_cycles=cycles)

@@ -167,8 +167,8 @@ def _futures_monitoring(out_dir: Path, seed: int, console: Console) -> None:
     for row in result.alerts.sort("window_start").head(4).iter_rows(named=True):
         console.print(f"   {row['risk_level']:<6} {row['pattern']:<26} {row['explanation'][:150]}", markup=False,
                       highlight=False)
-    console.print(f"   not assessable over MCP history (no open-interest history tool): "
-                  f"{', '.join(result.not_assessed)}")
+    console.print(f"   not assessable in one pass without stored snapshots (no MCP tool has open-interest "
+                  f"history; the sensor and `monitor start --db` store it): {', '.join(result.not_assessed)}")
     report = evaluate(result.alerts, scenario.labels.filter(~pl.col("pattern").is_in(result.not_assessed)))
     for line in report.format_table().splitlines():
         console.print(f"   {line}", markup=False, highlight=False)

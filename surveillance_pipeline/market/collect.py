@@ -60,7 +60,7 @@ def collect_day(client: MarketDataClient, markets: list[str], day: date, quote: 
     batch = MarketBatch(day, client.source, markets=list(markets))
     taken = datetime.now(UTC)
     for market in markets:
-        base = market[: -len(quote)] if market.endswith(quote) else market
+        base = _base(market, quote)
         batch.funding.append(client.get_funding_rate_history(base, quote, start, end, HISTORY_LIMIT))
         batch.premium.append(client.get_premium_index_history(base, quote, start, end, HISTORY_LIMIT))
         batch.basis.append(client.get_basis_history(base, quote, start, end, HISTORY_LIMIT))
@@ -77,19 +77,47 @@ def collect_day(client: MarketDataClient, markets: list[str], day: date, quote: 
                                         "data": json.loads(bars.write_json()), "source": client.source})
         except env.ExchangeToolError as reason:
             batch.unavailable[f"kline {market}"] = reason.message
-        if snapshots:
-            for kind, fetch in (("ticker", lambda: client.get_futures_ticker(base, quote)),
-                                ("orderbook", lambda: client.get_futures_orderbook(base, quote, 20))):
-                try:
-                    frame = fetch()
-                except env.ExchangeToolError as reason:  # e.g. no order book for the market: said, not fatal
-                    batch.unavailable[f"{kind} {market}"] = reason.message
-                    continue
-                batch.snapshots.append({"market": market, "market_type": "futures", "kind": kind, "taken_at": taken,
-                                        "data": json.loads(frame.write_json()), "source": client.source})
+    if snapshots:
+        taken_now, missing = take_snapshots(client, markets, quote, taken)
+        batch.snapshots += taken_now
+        batch.unavailable.update(missing)
     if batch.unavailable:
         log.info("market data not provided by the source", source=client.source, unavailable=batch.unavailable)
     return batch
+
+
+def _base(market: str, quote: str) -> str:
+    return market[: -len(quote)] if market.endswith(quote) else market
+
+
+def take_snapshots(client: MarketDataClient, markets: list[str], quote: str = DEFAULT_QUOTE,
+                   taken: datetime | None = None) -> tuple[list[dict], dict[str, str]]:
+    """A ticker (open interest, mark and index price) and a 20-level order-book snapshot of each market, taken
+    now: taken every minute or so (the futures sensor's ticks, the monitoring loop), they are the open-interest
+    and order-book history that no MCP tool provides. A tool a market lacks is said, not fatal."""
+    taken = taken or datetime.now(UTC)
+    snapshots: list[dict] = []
+    unavailable: dict[str, str] = {}
+    for market in markets:
+        base = _base(market, quote)
+        for kind, fetch in (("ticker", lambda: client.get_futures_ticker(base, quote)),
+                            ("orderbook", lambda: client.get_futures_orderbook(base, quote, 20))):
+            try:
+                frame = fetch()
+            except env.ExchangeToolError as reason:  # e.g. no order book for the market
+                unavailable[f"{kind} {market}"] = reason.message
+                continue
+            snapshots.append({"market": market, "market_type": "futures", "kind": kind, "taken_at": taken,
+                              "data": json.loads(frame.write_json()), "source": client.source})
+    return snapshots, unavailable
+
+
+def save_snapshots(db: Database, snapshots: list[dict]) -> int:
+    """Append snapshots (one transaction)."""
+    if snapshots:
+        with db.transaction() as conn:
+            conn.execute(sa.insert(snapshots_table), snapshots)
+    return len(snapshots)
 
 
 def _records(frame: pl.DataFrame, time_column: str, columns: tuple[str, ...], source: str) -> list[dict]:

@@ -1,7 +1,12 @@
 """The monitoring loop outside Dagster (`surveillance monitor start | stop | status`): futures markets discovered
 on the MCP server, checked by priority (risk level, then activity, then how overdue), at adaptive intervals
 (busy or risky markets more often), a bounded number at a time; per-market risk level and statistics (checks,
-failures, latency, alerts) written to a status file after every cycle; alerts appended, de-duplicated."""
+failures, latency, alerts) written to a status file after every cycle; alerts appended, de-duplicated.
+
+Given a database, the loop also stores a ticker and an order-book snapshot of every market about once a minute
+(`snapshot_interval_s`): the open-interest and book history no MCP tool provides, which its checks (and the
+daily futures assets) read to judge the open-interest patterns. Each check reads its window plus the detectors'
+trailing-day baseline, so a finding is judged against the market's own day, whatever the check interval."""
 from __future__ import annotations
 
 import json
@@ -47,7 +52,9 @@ class LoopSettings:
     busy_factor: float = 0.5         # busier than the median market: checked twice as often
     risky_factor: float = 0.25       # a HIGH / MEDIUM alert in its last check: four times as often
     max_concurrent: int = 4          # markets checked at once
-    window_s: float = 3600.0         # each check reads the last hour of history (more after a long gap)
+    window_s: float = 3600.0         # each check covers the last hour (more after a long gap) ...
+    baseline_s: float = 86_400.0     # ... read with the detectors' trailing day before it
+    snapshot_interval_s: float = 60.0  # ticker and order-book snapshots of every market (with a database)
     rediscover_s: float = 3600.0     # how often the market list is refreshed
 
 
@@ -63,6 +70,10 @@ class MonitoringLoop:
     stopping: bool = False
     discovered_at: float = -1e18
     now_override: datetime | None = None  # the end of every window (replays); None: the wall clock
+    db: object = None                # a Database: snapshots are stored there and read by the checks
+    snapshots_at: float = -1e18
+    snapshot_failures: int = 0
+    snapshot_error: str = ""
 
     def discover(self) -> None:
         client = self.client_factory()
@@ -98,9 +109,9 @@ class MonitoringLoop:
         end = self.now_override or datetime.now(UTC)
         since = datetime.fromisoformat(state.last_checked) if state.last_checked else None
         window_start = end - timedelta(seconds=self.settings.window_s)
-        start = min(since, window_start) if since else window_start
+        start = (min(since, window_start) if since else window_start) - timedelta(seconds=self.settings.baseline_s)
         try:
-            result = monitor_once(self.client_factory(), [state.market], start, end)
+            result = monitor_once(self.client_factory(), [state.market], start, end, db=self.db)
             alerts = result.alerts
             state.risk_level = max([*alerts["risk_level"].to_list(), "NONE"], key=RISK_RANK.get)
             state.alerts += alerts.height
@@ -119,6 +130,8 @@ class MonitoringLoop:
     def run_cycle(self) -> int:
         if self.clock() - self.discovered_at >= self.settings.rediscover_s:
             self.discover()
+        if self.db is not None and self.clock() - self.snapshots_at >= self.settings.snapshot_interval_s:
+            self.snapshot()
         ready = self.due()
         with ThreadPoolExecutor(max_workers=max(1, self.settings.max_concurrent)) as pool:
             found = list(pool.map(self.check, ready))
@@ -128,6 +141,19 @@ class MonitoringLoop:
         self.cycles += 1
         self.write_status()
         return len(ready)
+
+    def snapshot(self) -> int:
+        """Store a ticker and an order-book snapshot of every market (a failure is counted, the loop goes on)."""
+        from surveillance_pipeline.market.collect import save_snapshots, take_snapshots
+
+        self.snapshots_at = self.clock()
+        try:
+            snaps, _ = take_snapshots(self.client_factory(), sorted(self.states), taken=self.now_override)
+            return save_snapshots(self.db, snaps)
+        except Exception as error:  # shown in the status; the checks go on without this minute's snapshot
+            self.snapshot_failures += 1
+            self.snapshot_error = f"{type(error).__name__}: {error}"[:300]
+            return 0
 
     def _append_alerts(self, alerts: pl.DataFrame) -> None:
         fresh = alerts.filter(~pl.col("alert_id").is_in(list(self.seen_alerts)))
@@ -147,7 +173,8 @@ class MonitoringLoop:
                   "markets": {m: asdict(s) for m, s in sorted(self.states.items())},
                   "totals": {"checks": sum(s.checks for s in self.states.values()),
                              "failures": sum(s.failures for s in self.states.values()),
-                             "alerts": sum(s.alerts for s in self.states.values())}}
+                             "alerts": sum(s.alerts for s in self.states.values()),
+                             "snapshot_failures": self.snapshot_failures, "snapshot_error": self.snapshot_error}}
         tmp = self.out_dir / f".{STATUS_FILE}.tmp"
         tmp.write_text(json.dumps(status, indent=2, default=str))
         tmp.replace(self.out_dir / STATUS_FILE)

@@ -43,34 +43,62 @@ def stored_market_tables(db: Database, first: date, last: date) -> dict[str, pl.
         "basis": _read(db, basis_table, "created_at", start, end, ["basis_rate"]),
         "liquidations": _read(db, liquidations_table, "created_at", start, end, ["side", "price", "amount"]),
     }
+    tables.update(snapshot_tables(db, start, end, kinds=("ticker", "kline_1min", "orderbook")))
+    return {name: frame for name, frame in tables.items() if frame.height}
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def snapshot_tables(db: Database, start: datetime, end: datetime, markets: list[str] | None = None,
+                    kinds: tuple[str, ...] = ("ticker", "orderbook")) -> dict[str, pl.DataFrame]:
+    """The snapshots taken in [start, end) as tables: from the tickers the mark-price and open-interest series
+    (as dense as the snapshots were taken), from the day's 1-minute k-lines the bars and their closes, from the
+    order books `depth` (one snapshot per row group, `updated_at` the book's own time)."""
     query = sa.select(snapshots_table.c.market, snapshots_table.c.kind, snapshots_table.c.taken_at,
                       snapshots_table.c.data).where(
-        snapshots_table.c.kind.in_(["ticker", "kline_1min"]) & (snapshots_table.c.taken_at >= start)
-        & (snapshots_table.c.taken_at < end))
+        snapshots_table.c.kind.in_(kinds) & (snapshots_table.c.taken_at >= start) & (snapshots_table.c.taken_at < end))
+    if markets is not None:
+        query = query.where(snapshots_table.c.market.in_(markets))
     with db.transaction() as conn:
         snaps = [dict(r._mapping) for r in conn.execute(query)]
-    rows = []
-    bars = []
-    for snap in [s for s in snaps if s["kind"] == "kline_1min"]:
-        for bar in snap["data"] or []:  # the minute closes: the price path
-            stamp = bar.get("created_at")
-            moment = datetime.fromtimestamp(stamp / 1000, UTC) if isinstance(stamp, int | float) else \
-                datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
-            rows.append({"market": snap["market"], "created_at": moment, "mark_price": bar.get("close"),
-                         "open_interest_volume": None})
-            bars.append({"market": snap["market"], "market_type": "futures", "created_at": moment,
-                         **{k: bar.get(k) for k in ("open", "high", "low", "close", "volume")}})
+    rows, bars, levels = [], [], []
+    for snap in snaps:
+        market, taken = snap["market"], _aware(snap["taken_at"])
+        for record in snap["data"] or []:
+            if snap["kind"] == "kline_1min":  # the minute closes: the price path
+                moment = _moment(record.get("created_at"))
+                rows.append({"market": market, "created_at": moment, "mark_price": record.get("close"),
+                             "open_interest_volume": None})
+                bars.append({"market": market, "market_type": "futures", "created_at": moment,
+                             **{k: record.get(k) for k in ("open", "high", "low", "close", "volume")}})
+            elif snap["kind"] == "ticker":
+                rows.append({"market": market, "created_at": taken, "mark_price": record.get("mark_price"),
+                             "open_interest_volume": record.get("open_interest_volume")})
+            elif snap["kind"] == "orderbook":
+                stamp = record.get("updated_at")
+                levels.append({"market": market, "market_type": "futures",
+                               "updated_at": _moment(stamp) if stamp is not None else taken,
+                               **{k: record.get(k) for k in ("side", "level", "price", "amount")}})
+    tables: dict[str, pl.DataFrame] = {}
     if bars:
         tables["klines"] = pl.DataFrame(bars, infer_schema_length=None).with_columns(pl.col("created_at").cast(UTC_MS))
-    for snap in [s for s in snaps if s["kind"] == "ticker"]:
-        for ticker in snap["data"] or []:
-            taken = snap["taken_at"] if snap["taken_at"].tzinfo else snap["taken_at"].replace(tzinfo=UTC)
-            rows.append({"market": snap["market"], "created_at": taken, "mark_price": ticker.get("mark_price"),
-                         "open_interest_volume": ticker.get("open_interest_volume")})
+    if levels:
+        tables["depth"] = pl.DataFrame(levels, infer_schema_length=None).with_columns(
+            pl.col("updated_at").cast(UTC_MS), pl.col("level").cast(pl.Int32),
+            pl.col("price", "amount").cast(pl.Float64))
     if rows:
         series = pl.DataFrame(rows, infer_schema_length=None).with_columns(
-            pl.col("created_at").cast(UTC_MS), pl.lit("futures").alias("market_type"))
+            pl.col("created_at").cast(UTC_MS), pl.lit("futures").alias("market_type"),
+            pl.col("mark_price", "open_interest_volume").cast(pl.Float64))
         tables["mark"] = series.select("market", "market_type", "created_at", "mark_price").drop_nulls("mark_price")
         tables["open_interest"] = series.select("market", "market_type", "created_at",
                                                 "open_interest_volume").drop_nulls("open_interest_volume")
     return {name: frame for name, frame in tables.items() if frame.height}
+
+
+def _moment(stamp) -> datetime:
+    if isinstance(stamp, int | float):
+        return datetime.fromtimestamp(stamp / 1000, UTC)
+    return _aware(datetime.fromisoformat(str(stamp).replace("Z", "+00:00")))

@@ -86,20 +86,28 @@ def test_collection_stores_the_day_idempotently_and_caches_tickers(replay, tmp_p
 
 
 def test_sensor_requests_runs_for_new_data_fails_visibly_and_recovers(replay, tmp_path):
-    resources = {"settings": SettingsResource(),
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    resources = {"settings": SettingsResource(), "database": DatabaseResource(url=url),
                  "market_data": MarketDataResource(url=replay.url, retries=0, timeout_seconds=3)}
-    context = build_sensor_context(resources=resources)
-    requests = futures_market_sensor(context)
+    def tick(cursor=None):
+        with build_sensor_context(cursor=cursor, resources=resources) as context:  # the database is a resource
+            return futures_market_sensor(context), context.cursor
+
+    requests, cursor = tick()
     assert [r.partition_key for r in requests] == [DAY] and "BTCUSDT@" in requests[0].run_key
-    cursor = context.cursor
-    again = futures_market_sensor(build_sensor_context(cursor=cursor, resources=resources))
+    again, _ = tick(cursor)
     assert "no new data" in again.skip_message
+    db = Database(url)
+    with db.transaction() as conn:  # every tick stores a ticker and an order book: the open-interest history
+        kinds = conn.execute(sa.select(snapshots_table.c.kind)).scalars().all()
+    db.dispose()
+    assert sorted(kinds) == ["orderbook", "orderbook", "ticker", "ticker"]
     replay.stop()
     with pytest.raises(MarketDataError, match="get_ticker|list_markets|get_funding_rate"):
-        futures_market_sensor(build_sensor_context(cursor=cursor, resources=resources))
+        tick(cursor)
     replay.start()
     time.sleep(0.2)
-    recovered = futures_market_sensor(build_sensor_context(cursor=cursor, resources=resources))
+    recovered, _ = tick(cursor)
     assert "no new data" in recovered.skip_message
 
 

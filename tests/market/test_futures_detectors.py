@@ -77,12 +77,27 @@ def test_monitor_run_once_over_streamable_http(tmp_path: Path):
     scenario.store.save(tmp_path / "replay")
     server = ReplayHttp(tmp_path / "replay", _free_port())
     server.start()
+    window = ["--from", "2026-03-02T00:00:00Z", "--to", "2026-03-04T23:59:00Z"]
     try:
-        result = CliRunner().invoke(app, ["monitor", "run", "--once", "--mcp", server.url, "--from",
-                                          "2026-03-02T00:00:00Z", "--to", "2026-03-04T23:59:00Z", "--out",
+        result = CliRunner().invoke(app, ["monitor", "run", "--once", "--mcp", server.url, *window, "--out",
                                           str(tmp_path / "out")])
+        # with the ticker snapshots a sensor stored every minute, open interest is judged too
+        from surveillance_pipeline.market.collect import save_snapshots
+        from surveillance_pipeline.storage.database import Database
+        from tests.market.test_open_interest_snapshots import START, _ticker_snapshots
+
+        db = Database(f"sqlite:///{tmp_path / 'snapshots.sqlite'}")
+        db.migrate()
+        save_snapshots(db, _ticker_snapshots(scenario, START))
+        db.dispose()
+        with_db = CliRunner().invoke(app, ["monitor", "run", "--once", "--mcp", server.url, *window, "--out",
+                                           str(tmp_path / "db"), "--db", f"sqlite:///{tmp_path / 'snapshots.sqlite'}"])
     finally:
         server.stop()
+    assert with_db.exit_code == 0, with_db.output
+    assert "not assessable over MCP history: none (open-interest snapshots cover BTCUSDT" in with_db.output
+    judged = pl.read_csv(tmp_path / "db" / "alerts.csv")
+    assert set(judged["pattern"]) >= {"position_concentration", "funding_rate_farming"}
     assert result.exit_code == 0, result.output
     assert "not assessable over MCP history: position_concentration, funding_rate_farming" in result.output
     alerts = pl.read_csv(tmp_path / "out" / "alerts.csv", try_parse_dates=True)

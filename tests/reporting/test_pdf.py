@@ -63,8 +63,14 @@ def _reportlab_page_texts(data: bytes) -> list[str]:
     texts = []
     for page in pages(root):
         content = decoded_stream(objects[int(re.search(rb"/Contents (\d+) 0 R", page)[1])])
-        shown = re.findall(rb"\(((?:[^()\\]|\\.)*)\)\s*Tj", content, re.DOTALL)
-        texts.append(" ".join(re.sub(rb"\\([0-7]{1,3}|.)", unescape, s).decode("cp1252") for s in shown))
+        # runs of one line (a bold word, a link) are shown one after another; a new line moves the text position
+        pieces = []
+        for shown, moved in re.findall(rb"\(((?:[^()\\]|\\.)*)\)\s*Tj|(?<![A-Za-z])(Td|TD|T\*|Tm|BT)(?![A-Za-z])", content, re.DOTALL):
+            if moved:
+                pieces.append("\n")
+            else:
+                pieces.append(re.sub(rb"\\([0-7]{1,3}|.)", unescape, shown).decode("cp1252"))
+        texts.append("".join(pieces).strip())
     return texts
 
 
