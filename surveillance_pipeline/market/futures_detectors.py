@@ -24,20 +24,32 @@ class FuturesSettings:
     min_baseline_minutes: int = 240   # no judgement before this much history
     z: float = 6.0                    # robust z from which a premium / basis / open-interest change is abnormal
     pre_settlement_minutes: int = 60  # funding manipulation: the premium displaced in this window ...
-    min_abnormal_minutes: int = 15    # ... for at least this many minutes ...
+    min_abnormal_minutes: int = 3     # ... for at least this many minutes ...
+    min_rate_effect: float = 0.00005  # ... adding at least 0.5 bps (half the usual 1 bps interest component of an
+                                      # interval's rate) to the settled rate, as the interval's average premium ...
+    funding_interval_minutes: int = 480  # (the interval when the settlement before is not in the data)
     release_minutes: int = 30         # ... and back to ordinary within this many minutes after the settlement,
     onset_minutes: int = 120          # ... having been ordinary in the two hours before that window (a premium
                                       # that builds for hours is market pressure on the rate, not a push)
-    basis_min_minutes: int = 10       # basis manipulation: abnormal for at least this long, away from settlements
+    basis_min_minutes: int = 5        # basis manipulation: abnormal for at least this long, away from settlements
+                                      # and liquidation bursts, ordinary before and again after (release_minutes)
     liquidation_burst: float = 20.0   # liquidations in a minute, as a multiple of the trailing mean (and >= 10)
-    min_move: float = 0.02            # a hunt or cascade moves the price at least this much
+    min_move: float = 0.005           # a hunt or cascade moves the price at least this much, and at least ...
+    move_z: float = 6.0               # ... this many of the market's usual 5-minute moves (1.4826 x the median
+                                      # absolute 5-minute move of the trailing day)
     retrace_share: float = 0.5        # liquidation hunting: at least this share of the move given back ...
     retrace_minutes: int = 15         # ... within this many minutes of the extreme
-    oi_jump: float = 0.10             # position concentration: open interest up this share within 15 minutes ...
-    oi_hold_share: float = 0.5        # ... and at least this share of it still there 30 minutes later
+    oi_jump: float = 0.05             # position concentration: open interest up this share within 15 minutes ...
+    oi_hold_share: float = 0.5        # ... and at least this share of it still there 30 minutes and ...
+    oi_hold_minutes: int = 120        # ... this long later (a position opened for a settlement and closed right
+                                      # after it is funding farming, not concentration)
     farming_rate: float = 0.0005      # funding farming: |funding| at least this at a settlement ...
-    farming_oi_change: float = 0.04   # ... open interest up this share in the 30 min before, down after ...
-    farming_min_settlements: int = 2  # ... at this many settlements of one day
+    farming_window_minutes: int = 60  # ... open interest above its low of this many minutes before ...
+    farming_oi_change: float = 0.01   # ... by at least this share ...
+    farming_z: float = 3.0            # ... and this many MADs beyond its usual rise, then its low of the same
+                                      # span after at least three quarters of the rise below, as abnormally (two
+                                      # abnormal moves bracketing the settlement) ...
+    farming_min_settlements: int = 1  # ... at this many consecutive settlements
     merge_gap_seconds: float = 300.0
     oi_fill_minutes: int = 3          # open interest carried over gaps of at most this many minutes
     imbalance_z: float = 3.0          # book corroboration: the window's mean imbalance this many MADs from usual ...
@@ -129,12 +141,24 @@ def _book(tables: dict[str, pl.DataFrame], market: str, grid: pl.DataFrame) -> _
 
 
 def _robust_z(values: np.ndarray, settings: FuturesSettings) -> np.ndarray:
-    series = pl.Series(values)
+    series = pl.Series(values, nan_to_null=True)  # minutes without data are skipped, not poison the window
     window = settings.baseline_minutes
     median = series.shift(1).rolling_median(window, min_samples=settings.min_baseline_minutes)
     mad = (series - median).abs().shift(1).rolling_median(window, min_samples=settings.min_baseline_minutes // 2)
     z = (series - median) / (1.4826 * mad + 1e-12)
-    return z.to_numpy().astype(float)
+    return z.fill_null(np.nan).to_numpy().astype(float)
+
+
+def _trailing_median(values: np.ndarray, settings: FuturesSettings) -> np.ndarray:
+    return pl.Series(values, nan_to_null=True).shift(1).rolling_median(
+        settings.baseline_minutes, min_samples=settings.min_baseline_minutes).fill_null(np.nan).to_numpy().astype(float)
+
+
+def _ordinary_before(z: np.ndarray, a: int, settings: FuturesSettings) -> bool:
+    """The `onset_minutes` before minute `a` were ordinary (median |z| < 2): a displacement that began abruptly."""
+    earlier = np.abs(z[max(0, a - settings.onset_minutes):a])
+    earlier = earlier[~np.isnan(earlier)]
+    return bool(len(earlier)) and float(np.median(earlier)) < 2
 
 
 def _runs(mask: np.ndarray, min_length: int = 1, gap: int = 0) -> list[tuple[int, int]]:
@@ -209,46 +233,15 @@ def _market_findings(tables, market: str, s: FuturesSettings) -> list[dict]:
                      Finding.SCORE: float(min(1.0, max(0.0, score))), Finding.EXPLANATION: explanation,
                      Finding.EVIDENCE: [], Finding.METRICS: metrics})
 
-    # -- funding-rate manipulation and basis manipulation: futures held away from the index -------------------
-    pz, bz = _robust_z(premium, s), _robust_z(basis, s)
-    pre_windows = [(max(0, i - s.pre_settlement_minutes), i) for i, _ in settle_idx]
-    for i, rate in settle_idx:
-        a = max(0, i - s.pre_settlement_minutes)
-        window = pz[a:i]
-        abnormal = np.abs(window) >= s.z
-        if abnormal.sum() < s.min_abnormal_minutes:
-            continue
-        after = np.abs(pz[i:i + s.release_minutes]) < 2
-        earlier = np.abs(pz[max(0, a - s.onset_minutes):a])
-        earlier = earlier[~np.isnan(earlier)]
-        if not after.any() or not len(earlier) or np.median(earlier) >= 2:
-            continue
-        released = i + int(np.argmax(after))
-        start = a + int(np.argmax(abnormal))
-        peak = float(np.nanmax(np.abs(window)))
-        bonus, book_note, book_metrics = book.support(start, i, float(np.sign(np.nanmedian(window[abnormal]))), s)
-        finding("funding_rate_manipulation", start, released, 0.55 + min(peak, 40) / 160 + bonus,
-                f"{market}: in the {s.pre_settlement_minutes} min before the {minutes[i]:%H:%M} UTC funding "
-                f"settlement the premium index was abnormal for {int(abnormal.sum())} min (up to {peak:.0f} MADs from "
-                f"its trailing-day median, {np.nanmax(np.abs(premium[a:i])) * 100:.2f}%) and back to ordinary "
-                f"{released - i} min after it; the settled rate was {rate * 100:.4f}%{book_note}.",
-                {"abnormal_minutes": int(abnormal.sum()), "peak_z": peak, "funding_rate": rate, **book_metrics})
-    near_settlement = np.zeros(n, dtype=bool)
-    for a, i in pre_windows:
-        near_settlement[a:min(n, i + s.release_minutes)] = True
-    for a, b in _runs((np.abs(bz) >= s.z) & ~near_settlement, s.basis_min_minutes, gap=2):
-        index_move = abs(index[b] / index[a] - 1) if index[a] == index[a] else 0.0
-        peak = float(np.nanmax(np.abs(bz[a:b + 1])))
-        bonus, book_note, book_metrics = book.support(a, b, float(np.sign(np.nanmedian(bz[a:b + 1]))), s)
-        finding("basis_manipulation", a, b, 0.55 + min(peak, 40) / 160 + bonus,
-                f"{market}: the basis (futures vs index) was abnormal for {b - a + 1} min from {minutes[a]:%H:%M} UTC "
-                f"(up to {np.nanmax(np.abs(basis[a:b + 1])) * 100:.2f}%, {peak:.0f} MADs from its trailing-day "
-                f"median), away from any funding settlement, while the index moved {index_move * 100:.2f}%"
-                f"{book_note}.", {"minutes": b - a + 1, "peak_z": peak, "index_move": index_move, **book_metrics})
     # -- liquidation bursts: hunting (the move given back) or a cascade (it is not) -----------------------
     mean_rate = pl.Series(liq).shift(1).rolling_mean(s.baseline_minutes, min_samples=s.min_baseline_minutes).to_numpy()
     burst = (liq >= np.maximum(10, s.liquidation_burst * np.nan_to_num(mean_rate, nan=np.inf)))
-    for a, b in _runs(burst, 1, gap=2):
+    bursts = _runs(burst, 1, gap=2)
+    log_price = np.log(price)
+    moves5 = np.full(n, np.nan)
+    moves5[5:] = log_price[5:] - log_price[:-5]
+    usual_move = 1.4826 * _trailing_median(np.abs(moves5), s)  # 5-minute moves centre on zero
+    for a, b in bursts:
         before = price[max(0, a - 5)]
         lo, hi = a, min(n, b + 4)
         if np.isnan(before) or np.isnan(price[lo:hi]).all():
@@ -261,13 +254,14 @@ def _market_findings(tables, market: str, s: FuturesSettings) -> list[dict]:
             extreme_at = lo + int(np.nanargmax(np.abs(down)))
             extreme = low[extreme_at]
         move = extreme / before - 1
-        if abs(move) < s.min_move:
-            continue
+        least = max(s.min_move, s.move_z * np.nan_to_num(usual_move[a], nan=np.inf))
+        if abs(move) < least:
+            continue  # an ordinary move for this market (or no baseline yet): the liquidations are its own
         # closes from the extreme's own minute on: a wick closes back inside its bar
         later = price[extreme_at:min(n, extreme_at + s.retrace_minutes + 1)]
         given_back = float(np.nanmax((later - extreme) / (before - extreme))) if len(later) else 0.0
         count = int(liq[a:b + 1].sum())
-        wick = extreme_at if abs(extreme / price[extreme_at] - 1) >= s.min_move / 2 else None
+        wick = extreme_at if abs(extreme / price[extreme_at] - 1) >= least / 2 else None
         volume_ratio = float(np.nanmax(bars["volume"][lo:hi]) / usual_volume[a]) if (
             usual_volume[a] > 0 and not np.isnan(bars["volume"][lo:hi]).all()) else float("nan")
         bar_note = (f"; the {minutes[wick]:%H:%M} bar reached {extreme:.6g} and closed at {price[wick]:.6g} (a wick)"
@@ -289,6 +283,59 @@ def _market_findings(tables, market: str, s: FuturesSettings) -> list[dict]:
                     f"{b - a + 1} min (usual {np.nan_to_num(mean_rate[a]):.2f} a minute) while the price moved "
                     f"{move * 100:+.1f}% and did not recover ({given_back:.0%} given back in {s.retrace_minutes} min)"
                     f"{bar_note}.", metrics)
+    # -- funding-rate manipulation and basis manipulation: futures held away from the index -------------------
+    # minutes of a liquidation burst (and its aftermath) are the liquidation patterns' to judge: forced orders
+    # dislocate the perpetual from the index without anyone holding it there
+    forced = np.zeros(n, dtype=bool)
+    for a, b in bursts:
+        forced[max(0, a - 5):min(n, b + s.retrace_minutes + 1)] = True
+    pz, bz = _robust_z(premium, s), _robust_z(basis, s)
+    usual_premium = _trailing_median(premium, s)
+    for k, (i, rate) in enumerate(settle_idx):
+        a = max(0, i - s.pre_settlement_minutes)
+        window = pz[a:i]
+        abnormal = (np.abs(window) >= s.z) & ~forced[a:i]
+        if abnormal.sum() < s.min_abnormal_minutes:
+            continue
+        # the settled rate averages the premium over the funding interval: what the displaced minutes added
+        interval = i - settle_idx[k - 1][0] if k else s.funding_interval_minutes
+        effect = float(np.nansum((premium[a:i] - usual_premium[a:i])[abnormal]) / max(interval, 1))
+        if abs(effect) < s.min_rate_effect:
+            continue
+        after = np.abs(pz[i:i + s.release_minutes]) < 2
+        if not after.any() or not _ordinary_before(pz, a, s):
+            continue
+        released = i + int(np.argmax(after))
+        start = a + int(np.argmax(abnormal))
+        peak = float(np.nanmax(np.abs(window[abnormal])))
+        bonus, book_note, book_metrics = book.support(start, i, float(np.sign(effect)), s)
+        finding("funding_rate_manipulation", start, released, 0.55 + min(peak, 40) / 160 + bonus,
+                f"{market}: in the {s.pre_settlement_minutes} min before the {minutes[i]:%H:%M} UTC funding "
+                f"settlement the premium index was abnormal for {int(abnormal.sum())} min (up to {peak:.0f} MADs from "
+                f"its trailing-day median, {np.nanmax(np.abs(premium[a:i])) * 100:.2f}%), adding about "
+                f"{effect * 1e4:+.2f} bps to the settled rate of {rate * 100:.4f}%, and back to ordinary "
+                f"{released - i} min after it{book_note}.",
+                {"abnormal_minutes": int(abnormal.sum()), "peak_z": peak, "funding_rate": rate,
+                 "rate_effect": effect, **book_metrics})
+    near_settlement = np.zeros(n, dtype=bool)
+    for i, _ in settle_idx:
+        near_settlement[max(0, i - s.pre_settlement_minutes):min(n, i + s.release_minutes)] = True
+    for a, b in _runs((np.abs(bz) >= s.z) & ~near_settlement & ~forced, s.basis_min_minutes, gap=2):
+        # held, then let go: ordinary before it began and again soon after (a basis that drifts for hours, or
+        # stays, is market pressure; a manipulator pays to hold it and releases it)
+        after = np.abs(bz[b + 1:b + 1 + s.release_minutes]) < 2
+        if not after.any() or not _ordinary_before(bz, a, s):
+            continue
+        index_move = abs(index[b] / index[a] - 1) if index[a] == index[a] else 0.0
+        peak = float(np.nanmax(np.abs(bz[a:b + 1])))
+        released = b + 1 + int(np.argmax(after))
+        bonus, book_note, book_metrics = book.support(a, b, float(np.sign(np.nanmedian(bz[a:b + 1]))), s)
+        finding("basis_manipulation", a, b, 0.55 + min(peak, 40) / 160 + bonus,
+                f"{market}: the basis (futures vs index) was abnormal for {b - a + 1} min from {minutes[a]:%H:%M} UTC "
+                f"(up to {np.nanmax(np.abs(basis[a:b + 1])) * 100:.2f}%, {peak:.0f} MADs from its trailing-day "
+                f"median) after two ordinary hours, away from any funding settlement and any liquidation burst, "
+                f"while the index moved {index_move * 100:.2f}%, and ordinary again {released - b} min later"
+                f"{book_note}.", {"minutes": b - a + 1, "peak_z": peak, "index_move": index_move, **book_metrics})
     # -- open interest: concentration (a jump that stays) and farming (up before settlements, down after) --
     log_oi = np.log(oi)
     change15 = np.full(n, np.nan)
@@ -297,28 +344,42 @@ def _market_findings(tables, market: str, s: FuturesSettings) -> list[dict]:
     for a, b in _runs((change15 >= np.log1p(s.oi_jump)) & (cz >= s.z), 1, gap=5):
         start = max(0, a - 15)
         jump = oi[b] / oi[start] - 1
-        hold = (oi[min(n - 1, b + 30)] / oi[start] - 1) / jump if jump > 0 else 0.0
+        later = [oi[min(n - 1, b + m)] for m in (30, s.oi_hold_minutes)]
+        hold = min(x / oi[start] - 1 for x in later) / jump if jump > 0 else 0.0
         if hold < s.oi_hold_share:
             continue
         finding("position_concentration", start, b, 0.6 + min(jump, 0.5) * 0.6,
                 f"{market}: open interest rose {jump * 100:.1f}% within {b - start + 1} min from {minutes[start]:%H:%M} "
                 f"UTC ({np.nanmax(cz[a:b + 1]):.0f} MADs above its usual 15-min change) and {hold:.0%} of it was "
-                f"still there 30 min later: one actor building a position.", {"jump": jump, "hold": hold})
-    by_day: dict = {}
-    for i, rate in settle_idx:
-        if i < 30 or i + 30 >= n or abs(rate) < s.farming_rate:
+                f"still there 30 and {s.oi_hold_minutes} min later: one actor building a position.", {"jump": jump, "hold": hold})
+    w = s.farming_window_minutes
+    # at each minute: open interest above its low of the hour before, and its low of the hour after below it
+    risen = log_oi - pl.Series(log_oi).rolling_min(w + 1, min_samples=w // 2).to_numpy()
+    falls = pl.Series(log_oi[::-1]).rolling_min(w + 1, min_samples=w // 2).to_numpy()[::-1] - log_oi
+    risen_z, falls_z = _robust_z(risen, s), _robust_z(falls, s)
+    hits = []  # (position in settle_idx, minute, rate, rise, fall)
+    for k, (i, rate) in enumerate(settle_idx):
+        if abs(rate) < s.farming_rate:
             continue
-        up, down = oi[i] / oi[i - 30] - 1, oi[i + 30] / oi[i] - 1
-        if up >= s.farming_oi_change and down <= -s.farming_oi_change * 0.75:
-            by_day.setdefault(minutes[i].date(), []).append((i, rate, up, down))
-    for day, hits in by_day.items():
-        if len(hits) < s.farming_min_settlements:
+        rise, fall = risen[i], falls[i]
+        if (rise >= np.log1p(s.farming_oi_change) and risen_z[i] >= s.farming_z and fall <= -0.75 * rise
+                and falls_z[i] <= -s.farming_z):
+            hits.append((k, i, rate, float(np.expm1(rise)), float(-np.expm1(fall))))
+    groups: list[list] = []
+    for hit in hits:  # consecutive settlements farmed by the same positions make one episode
+        if groups and hit[0] == groups[-1][-1][0] + 1:
+            groups[-1].append(hit)
+        else:
+            groups.append([hit])
+    for group in groups:
+        if len(group) < s.farming_min_settlements:
             continue
-        a, b = hits[0][0] - 30, hits[-1][0] + 30
-        finding("funding_rate_farming", a, b, 0.6 + 0.1 * len(hits),
-                f"{market} on {day}: at {len(hits)} funding settlements with rates of "
-                f"{', '.join(f'{h[1] * 100:.3f}%' for h in hits)} open interest rose "
-                f"{', '.join(f'{h[2] * 100:.1f}%' for h in hits)} in the 30 min before and fell "
-                f"{', '.join(f'{-h[3] * 100:.1f}%' for h in hits)} in the 30 min after: positions held only across "
-                "the settlement to collect funding.", {"settlements": len(hits)})
+        a, b = max(0, group[0][1] - w), group[-1][1] + w
+        finding("funding_rate_farming", a, b, 0.6 + 0.1 * len(group),
+                f"{market}: at {len(group)} funding settlement(s) ({', '.join(f'{minutes[h[1]]:%d %H:%M}' for h in group)}"
+                f" UTC) with rates of {', '.join(f'{h[2] * 100:.3f}%' for h in group)} open interest rose "
+                f"{', '.join(f'{h[3] * 100:.1f}%' for h in group)} in the {w} min before (>= {s.farming_z:.0f} MADs "
+                f"beyond its usual hourly rise) and fell {', '.join(f'{h[4] * 100:.1f}%' for h in group)} in the "
+                f"{w} min after: positions held only across the settlement to collect funding.",
+                {"settlements": len(group), "rises": [h[3] for h in group], "falls": [h[4] for h in group]})
     return rows
