@@ -242,3 +242,99 @@ def test_the_order_book_corroborates_a_funding_push():
     # the market maker's walls coming and going all day corroborate nothing and raise nothing on their own
     quiet = futures_alerts({**scenario.store.tables, "depth": _depth(scenario, set(), "bid", 1.0)})
     assert quiet.is_empty()
+
+
+def _shifted(scenario, table: str, column: str, when: pl.Expr, by: float, markets=("BTCUSDT",)) -> dict:
+    frame = scenario.store.tables[table]
+    moved = frame.with_columns(pl.when(when & pl.col("market").is_in(list(markets))).then(pl.col(column) + by)
+                               .otherwise(pl.col(column)).alias(column))
+    return {**scenario.store.tables, table: moved}
+
+
+def _minutes(day: int, hour: int, first: int, last: int) -> pl.Expr:
+    return ((pl.col("created_at").dt.day() == day) & (pl.col("created_at").dt.hour() == hour)
+            & pl.col("created_at").dt.minute().is_between(first, last))
+
+
+def _patterns(tables) -> list[str]:
+    return futures_alerts(tables)["pattern"].to_list()
+
+
+def test_a_short_push_counts_by_what_it_adds_to_the_settled_rate():
+    scenario = generate_futures(days=2, seed=5, clean=True)
+    # 6 minutes at +0.8 % before the 16:00 settlement add 6 x 0.8 % / 480 = 1 bps to the rate: material
+    strong = futures_alerts(_shifted(scenario, "premium", "premium_index", _minutes(2, 15, 50, 55), 0.008))
+    assert strong["pattern"].to_list() == ["funding_rate_manipulation"]
+    assert "adding about +1.0" in strong["explanation"][0]
+    # the same minutes at +0.2 % add 0.25 bps: abnormal, but too small to matter for the rate
+    assert _patterns(_shifted(scenario, "premium", "premium_index", _minutes(2, 15, 50, 55), 0.002)) == []
+
+
+def test_basis_manipulation_is_held_then_released():
+    scenario = generate_futures(days=2, seed=5, clean=True)
+    held = _shifted(scenario, "basis", "basis_rate", _minutes(2, 11, 10, 40), 0.01)
+    assert _patterns(held) == ["basis_manipulation"]
+    # a basis that moves away and stays there (a new level of demand) is not a release: nothing
+    stays = scenario.store.tables["basis"].with_columns(
+        pl.when((pl.col("market") == "BTCUSDT") & (pl.col("created_at") >= pl.datetime(2026, 3, 3, 11, 10,
+                                                                                          time_zone="UTC")))
+        .then(pl.col("basis_rate") + 0.01).otherwise(pl.col("basis_rate")).alias("basis_rate"))
+    assert _patterns({**scenario.store.tables, "basis": stays}) == []
+
+
+def test_a_dislocation_during_a_liquidation_burst_is_the_burst_not_basis_manipulation():
+    from datetime import UTC, datetime, timedelta
+
+    scenario = generate_futures(days=2, seed=5, clean=True)
+    tables = _shifted(scenario, "basis", "basis_rate", _minutes(2, 11, 10, 25), 0.01)
+    at = datetime(2026, 3, 2, 11, 12, tzinfo=UTC)
+    burst = pl.DataFrame({"market": ["BTCUSDT"] * 60, "market_type": ["futures"] * 60,
+                          "created_at": [at + timedelta(seconds=s) for s in range(60)], "side": ["sell"] * 60,
+                          "price": [60_000.0] * 60, "amount": [0.1] * 60}).with_columns(
+        pl.col("created_at").cast(pl.Datetime("ms", "UTC")))
+    tables["liquidations"] = pl.concat([tables["liquidations"], burst])
+    assert "basis_manipulation" not in _patterns(tables)
+
+
+def test_funding_farming_across_midnight_and_not_concentration():
+    scenario = generate_futures(days=3, seed=5, clean=True)
+    funding = scenario.store.tables["funding"].with_columns(pl.lit(0.001).alias("actual_funding_rate"))
+    oi = scenario.store.tables["open_interest"]
+    # +6 % of open interest opened 20-10 min before the 16:00 and 00:00 settlements, closed 5-15 min after
+    minute = (pl.col("created_at") - pl.col("created_at").dt.truncate("8h")).dt.total_minutes()
+    to_settle = 480 - minute
+    share = (pl.when(to_settle.is_between(10, 20)).then((20 - to_settle) / 10 * 0.06)
+             .when(to_settle < 10).then(0.06)
+             .when(minute < 5).then(0.06).when(minute <= 15).then((15 - minute) / 10 * 0.06).otherwise(0.0))
+    window = (pl.col("created_at") > pl.datetime(2026, 3, 3, 15, time_zone="UTC")) & (
+        pl.col("created_at") < pl.datetime(2026, 3, 4, 1, time_zone="UTC")) & (pl.col("market") == "BTCUSDT")
+    farmed = oi.with_columns(pl.when(window & ~((pl.col("created_at").dt.hour() == 8)))
+                             .then(pl.col("open_interest_volume") * (1 + share))
+                             .otherwise(pl.col("open_interest_volume")).alias("open_interest_volume"))
+    alerts = futures_alerts({**scenario.store.tables, "funding": funding, "open_interest": farmed})
+    assert alerts["pattern"].to_list() == ["funding_rate_farming"]  # one episode, not two; no concentration
+    assert "at 2 funding settlement(s)" in alerts["explanation"][0]
+
+
+def test_a_hunt_is_judged_against_the_market_s_usual_moves():
+    from datetime import UTC, datetime, timedelta
+
+    scenario = generate_futures(days=2, seed=5, clean=True)
+    at = datetime(2026, 3, 3, 11, 30, tzinfo=UTC)
+    mark = scenario.store.tables["mark"]
+    # a 1.2 % drop within two minutes, given back over the next five, with 40 liquidations: in a market whose usual
+    # 5-minute move is about 0.1 %, a hunt (a fixed 2 % floor would have missed it)
+    dip = {0: -0.006, 1: -0.012, 2: -0.009, 3: -0.006, 4: -0.003, 5: -0.001}
+    moved = mark.with_columns(pl.struct("market", "created_at").map_elements(
+        lambda r: dip.get(int((r["created_at"] - at).total_seconds() // 60), 0.0) if r["market"] == "BTCUSDT" else 0.0,
+        return_dtype=pl.Float64).alias("d")).with_columns((pl.col("mark_price") * (1 + pl.col("d"))).alias(
+        "mark_price")).drop("d")
+    burst = pl.DataFrame({"market": ["BTCUSDT"] * 40, "market_type": ["futures"] * 40,
+                          "created_at": [at + timedelta(minutes=1, seconds=s) for s in range(40)],
+                          "side": ["sell"] * 40, "price": [59_000.0] * 40, "amount": [0.1] * 40}).with_columns(
+        pl.col("created_at").cast(pl.Datetime("ms", "UTC")))
+    tables = {**scenario.store.tables, "mark": moved,
+              "liquidations": pl.concat([scenario.store.tables["liquidations"], burst])}
+    assert _patterns(tables) == ["liquidation_hunting"]
+    # the same liquidations without an abnormal move: nothing
+    assert _patterns({**tables, "mark": mark}) == []
