@@ -194,6 +194,7 @@ def _market_findings(tables, market: str, s: FuturesSettings) -> list[dict]:
     stamps = [f.filter(pl.col("market") == market).get_column("created_at") for name, f in tables.items()
               if "created_at" in f.columns and f.height and name in ("mark", "index", "premium", "basis",
                                                                       "open_interest", "klines")]
+    stamps = [x for x in stamps if x.len()]  # tables of other markets only
     if not stamps:
         return []
     first, last = min(x.min() for x in stamps), max(x.max() for x in stamps)

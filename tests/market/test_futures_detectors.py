@@ -338,3 +338,18 @@ def test_a_hunt_is_judged_against_the_market_s_usual_moves():
     assert _patterns(tables) == ["liquidation_hunting"]
     # the same liquidations without an abnormal move: nothing
     assert _patterns({**tables, "mark": mark}) == []
+
+
+def test_real_futures_samples_run_through_features_and_detectors_without_alerts():
+    # real Binance BTCUSDT perpetual trades and book snapshots, real XRPUSDT 8-hourly funding and mark prices
+    # (copies in tests/fixtures): nothing there is abuse we know of, and nothing is raised; markets without a
+    # series a detector needs are skipped, not crashed on
+    from datetime import date
+
+    from surveillance_pipeline.market.futures_features import futures_features
+    from surveillance_pipeline.market.samples import from_real_samples
+
+    store = from_real_samples(Path(__file__).resolve().parents[1] / "fixtures" / "real_samples")
+    assert futures_alerts(store.tables).is_empty()
+    features = futures_features(store.tables, date(2021, 12, 1))
+    assert features["market"].to_list() == ["XRPUSDT"] and features["funding_rate_mean"][0] is not None
