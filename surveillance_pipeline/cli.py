@@ -696,6 +696,8 @@ def monitor_start(
                                            "each minute in this database and judge open interest from them; "
                                            "'config' for the configured one")] = None,
     cycles: Annotated[int | None, typer.Option(help="stop after this many cycles (default: until stopped)")] = None,
+    spot: Annotated[bool, typer.Option("--spot/--no-spot", help="spot markets too: their polled public tape, "
+                                       "checked for pump-and-dump")] = True,
     config: ConfigOption = None,
 ) -> None:
     """Run the monitoring loop in the foreground until `surveillance monitor stop` (or Ctrl-C)."""
@@ -705,7 +707,8 @@ def monitor_start(
     url = _mcp_url(mcp, settings)
     out_dir.mkdir(parents=True, exist_ok=True)
     loop = MonitoringLoop(client_factory(url), out_dir, LoopSettings(base_interval_s=interval,
-                                                                     max_concurrent=max_concurrent, window_s=window),
+                                                                     max_concurrent=max_concurrent, window_s=window,
+                                                                     spot=spot),
                           db=_snapshot_db(db, settings))
     out.print(f"monitoring {url}: status in {out_dir / 'status.json'}, alerts in {out_dir / 'alerts.json'}")
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends the loop like `monitor stop`

@@ -1,11 +1,13 @@
-"""The monitoring loop outside Dagster (`surveillance monitor start | stop | status`): futures markets discovered
-on the MCP server, checked by priority (risk level, then activity, then how overdue), at adaptive intervals
+"""The monitoring loop outside Dagster (`surveillance monitor start | stop | status`): futures and spot markets
+discovered on the MCP server, checked by priority (risk level, then activity, then how overdue), at adaptive intervals
 (busy or risky markets more often), a bounded number at a time; per-market risk level and statistics (checks,
 failures, latency, alerts) written to a status file after every cycle; alerts appended, de-duplicated.
 
-Given a database, the loop also stores a ticker and an order-book snapshot of every market about once a minute
-(`snapshot_interval_s`): the open-interest and book history no MCP tool provides, which its checks (and the
-daily futures assets) read to judge the open-interest patterns. Each check reads its window plus the detectors'
+A futures market's check runs the futures detectors over its history tools (`monitor.monitor_once`); a spot
+market's check runs the pump-and-dump detector on its public tape (`spot.spot_check`). Given a database, the
+loop also stores, about once a minute (`snapshot_interval_s`), a ticker and an order-book snapshot of every
+futures market (the open-interest and book history no MCP tool provides, which its checks and the daily futures
+assets read) and the latest deals of every spot market (the tape: `get_deals` answers only the latest trades). Each check reads its window plus the detectors'
 trailing-day baseline, so a finding is judged against the market's own day, whatever the check interval."""
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ import polars as pl
 from surveillance_pipeline.detectors.alerts import write_alerts
 from surveillance_pipeline.market.client import MarketDataClient
 from surveillance_pipeline.market.monitor import monitor_once
+from surveillance_pipeline.market.spot import spot_check
 
 RISK_RANK = {"HIGH": 3, "MEDIUM": 2, "LOW": 1, "NONE": 0}
 STATUS_FILE, PID_FILE = "status.json", "monitor.pid"
@@ -31,6 +34,7 @@ STATUS_FILE, PID_FILE = "status.json", "monitor.pid"
 @dataclass
 class MarketState:
     market: str
+    market_type: str = "futures"
     risk_level: str = "NONE"
     volume: float = 0.0
     interval_s: float = 0.0
@@ -56,6 +60,7 @@ class LoopSettings:
     baseline_s: float = 86_400.0     # ... read with the detectors' trailing day before it
     snapshot_interval_s: float = 60.0  # ticker and order-book snapshots of every market (with a database)
     rediscover_s: float = 3600.0     # how often the market list is refreshed
+    spot: bool = True                # spot markets too (their public tape, for pump-and-dump)
 
 
 @dataclass
@@ -77,17 +82,18 @@ class MonitoringLoop:
 
     def discover(self) -> None:
         client = self.client_factory()
-        markets = client.list_markets("futures")["market"].to_list()
-        volumes = {}
-        for market in markets:
-            ticker = client.get_futures_ticker(market[:-4] if market.endswith("USDT") else market)
-            volumes[market] = float(ticker["value"][0] or 0.0) if ticker.height and "value" in ticker.columns else 0.0
+        volumes: dict[tuple[str, str], float] = {}
+        for market_type in ("futures", "spot") if self.settings.spot else ("futures",):
+            for market in client.list_markets(market_type)["market"].to_list():
+                ticker = client.get_ticker(market[:-4] if market.endswith("USDT") else market, "USDT", market_type)
+                volumes[(market, market_type)] = (float(ticker["value"][0] or 0.0) if ticker.height
+                                                  and "value" in ticker.columns else 0.0)
         median = sorted(volumes.values())[len(volumes) // 2] if volumes else 0.0
-        for market in markets:
-            state = self.states.setdefault(market, MarketState(market))
-            state.volume = volumes[market]
+        for (market, market_type), volume in volumes.items():
+            state = self.states.setdefault(_key(market, market_type), MarketState(market, market_type))
+            state.volume = volume
             state.interval_s = self._interval(state, median)
-        for gone in set(self.states) - set(markets):
+        for gone in set(self.states) - {_key(m, t) for m, t in volumes}:
             del self.states[gone]
         self.discovered_at = self.clock()
 
@@ -109,10 +115,13 @@ class MonitoringLoop:
         end = self.now_override or datetime.now(UTC)
         since = datetime.fromisoformat(state.last_checked) if state.last_checked else None
         window_start = end - timedelta(seconds=self.settings.window_s)
-        start = (min(since, window_start) if since else window_start) - timedelta(seconds=self.settings.baseline_s)
+        first = min(since, window_start) if since else window_start
         try:
-            result = monitor_once(self.client_factory(), [state.market], start, end, db=self.db)
-            alerts = result.alerts
+            if state.market_type == "spot":  # the pump detector reads its own baseline before `first`
+                alerts = spot_check(self.client_factory(), state.market, first, end, db=self.db).alerts
+            else:
+                alerts = monitor_once(self.client_factory(), [state.market],
+                                      first - timedelta(seconds=self.settings.baseline_s), end, db=self.db).alerts
             state.risk_level = max([*alerts["risk_level"].to_list(), "NONE"], key=RISK_RANK.get)
             state.alerts += alerts.height
             state.last_error = ""
@@ -145,10 +154,15 @@ class MonitoringLoop:
     def snapshot(self) -> int:
         """Store a ticker and an order-book snapshot of every market (a failure is counted, the loop goes on)."""
         from surveillance_pipeline.market.collect import save_snapshots, take_snapshots
+        from surveillance_pipeline.market.spot import deals_snapshot
 
         self.snapshots_at = self.clock()
         try:
-            snaps, _ = take_snapshots(self.client_factory(), sorted(self.states), taken=self.now_override)
+            client = self.client_factory()
+            futures = sorted(s.market for s in self.states.values() if s.market_type == "futures")
+            snaps, _ = take_snapshots(client, futures, taken=self.now_override)
+            snaps += [deals_snapshot(client, s.market, taken=self.now_override)
+                      for s in self.states.values() if s.market_type == "spot"]
             return save_snapshots(self.db, snaps)
         except Exception as error:  # shown in the status; the checks go on without this minute's snapshot
             self.snapshot_failures += 1
@@ -188,6 +202,10 @@ class MonitoringLoop:
                     time.sleep(sleep_s)
         finally:
             (self.out_dir / PID_FILE).unlink(missing_ok=True)
+
+
+def _key(market: str, market_type: str) -> str:
+    return market if market_type == "futures" else f"{market}@{market_type}"
 
 
 def client_factory(url: str):
