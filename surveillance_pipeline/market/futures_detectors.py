@@ -36,7 +36,10 @@ class FuturesSettings:
     liquidation_burst: float = 20.0   # liquidations in a minute, as a multiple of the trailing mean (and >= 10)
     min_move: float = 0.005           # a hunt or cascade moves the price at least this much, and at least ...
     move_z: float = 6.0               # ... this many of the market's usual 5-minute moves (1.4826 x the median
-                                      # absolute 5-minute move of the trailing day)
+                                      # absolute 5-minute move of the trailing day) ...
+    lead_z: float = 3.0               # ... led by the perpetual: ahead of the index by this many MADs of its usual
+                                      # gap (or a wick within the minute) ...
+    judge_without_index: bool = True  # ... where neither index nor basis is known, judged on the rest
     retrace_share: float = 0.5        # liquidation hunting: at least this share of the move given back ...
     retrace_minutes: int = 15         # ... within this many minutes of the extreme
     oi_jump: float = 0.05             # position concentration: open interest up this share within 15 minutes ...
@@ -161,6 +164,15 @@ def _ordinary_before(z: np.ndarray, a: int, settings: FuturesSettings) -> bool:
     return bool(len(earlier)) and float(np.median(earlier)) < 2
 
 
+def _touching(abnormal: np.ndarray, forced: np.ndarray, gap: int = 2) -> np.ndarray:
+    """The forced minutes and every run of abnormal minutes that overlaps them (an aftermath that persists)."""
+    out = forced.copy()
+    for a, b in _runs(abnormal, 1, gap):
+        if forced[a:b + 1].any():
+            out[a:b + 1] = True
+    return out
+
+
 def _runs(mask: np.ndarray, min_length: int = 1, gap: int = 0) -> list[tuple[int, int]]:
     """[start, end] index pairs of True runs (bridging gaps of at most `gap` False minutes)."""
     idx = np.flatnonzero(mask)
@@ -242,6 +254,9 @@ def _market_findings(tables, market: str, s: FuturesSettings) -> list[dict]:
     moves5 = np.full(n, np.nan)
     moves5[5:] = log_price[5:] - log_price[:-5]
     usual_move = 1.4826 * _trailing_median(np.abs(moves5), s)  # 5-minute moves centre on zero
+    # the perpetual against the index (spot): recorded, else its basis; judged against its own trailing day
+    ahead = np.where(np.isnan(index), basis, price / index - 1)
+    ahead_z = _robust_z(ahead, s)
     for a, b in bursts:
         before = price[max(0, a - 5)]
         lo, hi = a, min(n, b + 4)
@@ -258,11 +273,22 @@ def _market_findings(tables, market: str, s: FuturesSettings) -> list[dict]:
         least = max(s.min_move, s.move_z * np.nan_to_num(usual_move[a], nan=np.inf))
         if abs(move) < least:
             continue  # an ordinary move for this market (or no baseline yet): the liquidations are its own
+        # led by the perpetual: a wick (the spike was the perpetual's own, within the minute), or the perpetual ran
+        # ahead of the index in the move's direction by >= lead_z MADs of its usual gap; a move the index made as
+        # well (news, a spot-led sell-off) liquidates leveraged positions without anyone driving it on the perp
+        wick = extreme_at if abs(extreme / price[extreme_at] - 1) >= least / 2 else None
+        gap = ahead_z[max(0, a - 5):extreme_at + 1]
+        lead = float(np.nanmax(np.sign(move) * gap)) if not np.isnan(gap).all() else float("nan")
+        if wick is None and not lead >= s.lead_z:
+            if lead == lead or not s.judge_without_index:
+                continue
+        index_note = (f"; the perpetual ran ahead of the index ({lead:.0f} MADs of its usual gap)"
+                      if lead == lead and lead >= s.lead_z else "" if lead == lead or wick is not None
+                      else "; whether the perpetual led the index is not known here (no index or basis)")
         # closes from the extreme's own minute on: a wick closes back inside its bar
         later = price[extreme_at:min(n, extreme_at + s.retrace_minutes + 1)]
         given_back = float(np.nanmax((later - extreme) / (before - extreme))) if len(later) else 0.0
         count = int(liq[a:b + 1].sum())
-        wick = extreme_at if abs(extreme / price[extreme_at] - 1) >= least / 2 else None
         volume_ratio = float(np.nanmax(bars["volume"][lo:hi]) / usual_volume[a]) if (
             usual_volume[a] > 0 and not np.isnan(bars["volume"][lo:hi]).all()) else float("nan")
         bar_note = (f"; the {minutes[wick]:%H:%M} bar reached {extreme:.6g} and closed at {price[wick]:.6g} (a wick)"
@@ -270,20 +296,21 @@ def _market_findings(tables, market: str, s: FuturesSettings) -> list[dict]:
             f"; volume {volume_ratio:.0f}x the usual minute" if volume_ratio == volume_ratio and volume_ratio >= 3
             else "")
         metrics = {"move": move, "liquidations": count, "given_back": given_back, "wick": wick is not None,
-                   "volume_ratio": None if volume_ratio != volume_ratio else volume_ratio}
+                   "volume_ratio": None if volume_ratio != volume_ratio else volume_ratio,
+                   "lead_z": None if lead != lead else lead}
         if given_back >= s.retrace_share:
             finding("liquidation_hunting", a, extreme_at + s.retrace_minutes,
                     0.6 + min(given_back, 1) * 0.3 + (0.1 if wick is not None or volume_ratio >= 5 else 0.0),
                     f"{market}: a {move * 100:+.1f}% move from {minutes[a]:%H:%M} UTC set off {count} liquidations in "
                     f"{b - a + 1} min ({count / max(b - a + 1, 1):.0f} a minute against a usual "
                     f"{np.nan_to_num(mean_rate[a]):.2f}), and {given_back:.0%} of it was given back within "
-                    f"{s.retrace_minutes} min{bar_note}.", metrics)
+                    f"{s.retrace_minutes} min{bar_note}{index_note}.", metrics)
         else:
             finding("forced_liquidation", a, max(b, extreme_at), 0.6 + min(abs(move), 0.2) * 2,
                     f"{market}: a liquidation cascade from {minutes[a]:%H:%M} UTC: {count} liquidations in "
                     f"{b - a + 1} min (usual {np.nan_to_num(mean_rate[a]):.2f} a minute) while the price moved "
                     f"{move * 100:+.1f}% and did not recover ({given_back:.0%} given back in {s.retrace_minutes} min)"
-                    f"{bar_note}.", metrics)
+                    f"{bar_note}{index_note}.", metrics)
     # -- funding-rate manipulation and basis manipulation: futures held away from the index -------------------
     # minutes of a liquidation burst (and its aftermath) are the liquidation patterns' to judge: forced orders
     # dislocate the perpetual from the index without anyone holding it there
@@ -292,10 +319,11 @@ def _market_findings(tables, market: str, s: FuturesSettings) -> list[dict]:
         forced[max(0, a - 5):min(n, b + s.retrace_minutes + 1)] = True
     pz, bz = _robust_z(premium, s), _robust_z(basis, s)
     usual_premium = _trailing_median(premium, s)
+    burst_premium = _touching(np.abs(pz) >= s.z, forced)  # a displacement a burst began is the burst's
     for k, (i, rate) in enumerate(settle_idx):
         a = max(0, i - s.pre_settlement_minutes)
         window = pz[a:i]
-        abnormal = (np.abs(window) >= s.z) & ~forced[a:i]
+        abnormal = (np.abs(window) >= s.z) & ~burst_premium[a:i]
         if abnormal.sum() < s.min_abnormal_minutes:
             continue
         # the settled rate averages the premium over the funding interval: what the displaced minutes added
@@ -321,7 +349,8 @@ def _market_findings(tables, market: str, s: FuturesSettings) -> list[dict]:
     near_settlement = np.zeros(n, dtype=bool)
     for i, _ in settle_idx:
         near_settlement[max(0, i - s.pre_settlement_minutes):min(n, i + s.release_minutes)] = True
-    for a, b in _runs((np.abs(bz) >= s.z) & ~near_settlement & ~forced, s.basis_min_minutes, gap=2):
+    burst_basis = _touching(np.abs(bz) >= s.z, forced)
+    for a, b in _runs((np.abs(bz) >= s.z) & ~near_settlement & ~burst_basis, s.basis_min_minutes, gap=2):
         # held, then let go: ordinary before it began and again soon after (a basis that drifts for hours, or
         # stays, is market pressure; a manipulator pays to hold it and releases it)
         after = np.abs(bz[b + 1:b + 1 + s.release_minutes]) < 2

@@ -6,10 +6,12 @@ funding swings, steady open-interest growth.
 Episodes, from the public descriptions of each abuse:
 - funding_rate_manipulation: the perpetual pushed away from the index in the hour before a funding settlement
   (the premium that sets the rate), released just after it;
-- liquidation_hunting: a sudden move that runs through clustered liquidation levels (a burst of liquidations),
+- liquidation_hunting: a sudden move of the perpetual (spot follows a part of it) that runs through clustered
+  liquidation levels (a burst of liquidations),
   then retraces most of the move within minutes, or within the same minute (a wick in the trades' k-line
   that the minute closes of mark and last never show);
-- forced_liquidation: a cascade, liquidations feeding further liquidations in one direction, no retracement;
+- forced_liquidation: a cascade on the perpetual, liquidations feeding further liquidations in one direction, no
+  retracement (spot follows a part of it, and catches up within the hour);
 - basis_manipulation: the futures price held far from the index away from any settlement, then released;
 - position_concentration: open interest jumping by a large share within minutes and staying (one actor);
 - funding_rate_farming: positions opened just before each settlement of a day with extreme funding and
@@ -62,20 +64,22 @@ def generate_futures(days: int = 3, seed: int = 0, markets: tuple[str, ...] = ("
         liq_rate = np.full(n, 0.05)                         # liquidations per minute, ordinary
         liq_side = np.where(rng.random(n) < 0.5, "sell", "buy")
         push = np.zeros(n)                                   # extra futures-vs-index displacement
-        move = np.zeros(n)                                   # extra price move of both (hunting, cascades)
+        move = np.zeros(n)                                   # the perpetual's own move (hunting, cascades) ...
+        index_move = np.zeros(n)                             # ... of which spot follows a part (and catches up)
         farm = np.zeros(n)                                   # open-interest excursions (farming)
         wick = np.zeros(n)                                   # a spike of the trades within one minute
         used = np.zeros(n, dtype=bool)
 
-        def free(a: int, b: int) -> bool:  # after the first 5 hours: detectors need a baseline
-            return 300 <= a and b < n and not used[max(0, a - 60):b + 60].any()
+        def free(a: int, b: int) -> bool:  # after the first 6 hours: detectors need a baseline; 3 hours after
+            # the episode before (a cascade's aftermath lasts an hour, and a push must follow ordinary hours)
+            return 360 <= a and b < n and not used[max(0, a - 180):b + 60].any()
 
         def place(pattern: str, a: int, b: int) -> None:
             used[a:b + 1] = True
             labels.append((pattern, market, stamps[a], stamps[min(b, n - 1)]))
 
         if not clean:
-            for pattern in PATTERNS:
+            for pattern in sorted(PATTERNS, key=lambda p: p != "funding_rate_farming"):  # the longest first
                 for _ in range(200):
                     if pattern in ("funding_rate_manipulation",):
                         day = rng.integers(0, days)
@@ -99,8 +103,10 @@ def generate_futures(days: int = 3, seed: int = 0, markets: tuple[str, ...] = ("
                             liq_side[a] = "sell" if size < 0 else "buy"
                             place(pattern, a, a + 2)
                             break
+                        follow = rng.uniform(0.0, 0.4)
                         move[a:a + down] += np.linspace(0, size, down)
                         move[a + down:a + down + back] += np.linspace(size, size * rng.uniform(0.0, 0.35), back)
+                        index_move[a:a + down + back] += follow * move[a:a + down + back]
                         liq_rate[a:a + down + 1] += rng.uniform(15, 40)
                         liq_side[a:a + down + 1] = "sell" if size < 0 else "buy"
                         place(pattern, a, a + down + back)
@@ -109,8 +115,13 @@ def generate_futures(days: int = 3, seed: int = 0, markets: tuple[str, ...] = ("
                         if not free(a, a + length + 60) or _near_settlement(a, 90):
                             continue
                         size = rng.uniform(0.05, 0.12) * rng.choice([-1, 1])
+                        follow = rng.uniform(0.0, 0.4)
                         move[a:a + length] += np.linspace(0, size, length)
                         move[a + length:] += size
+                        index_move[a:a + length] += follow * np.linspace(0, size, length)
+                        index_move[a + length:a + length + 60] += np.linspace(follow * size, size, 60)[
+                            :max(0, min(60, n - a - length))]
+                        index_move[a + length + 60:] += size
                         liq_rate[a:a + length] += rng.uniform(8, 25)
                         liq_side[a:a + length] = "sell" if size < 0 else "buy"
                         place(pattern, a, a + length)
@@ -145,8 +156,8 @@ def generate_futures(days: int = 3, seed: int = 0, markets: tuple[str, ...] = ("
                             premium[s - 480 + 60:s] += sign * 0.0009  # an extreme funding day that draws farmers
                         place(pattern, a, b)
                     break
-        price_index = index * np.exp(move)
-        mark = price_index * (1 + premium + push)
+        price_index = index * np.exp(index_move)
+        mark = index * np.exp(move) * (1 + premium + push)
         last = mark * (1 + rng.normal(0, 0.0002, n))
         oi_series = oi * (1 + farm)
         base_rows = {"market": market, "market_type": "futures"}
