@@ -353,3 +353,36 @@ def test_real_futures_samples_run_through_features_and_detectors_without_alerts(
     assert futures_alerts(store.tables).is_empty()
     features = futures_features(store.tables, date(2021, 12, 1))
     assert features["market"].to_list() == ["XRPUSDT"] and features["funding_rate_mean"][0] is not None
+
+
+def test_a_move_spot_made_too_liquidates_without_a_hunt():
+    from datetime import UTC, datetime, timedelta
+
+    scenario = generate_futures(days=2, seed=5, clean=True)
+    at = datetime(2026, 3, 3, 11, 30, tzinfo=UTC)
+    # a 3 % drop in three minutes that stays, with 60 liquidations; `spot_share` of it made by the index too
+    drop = {0: -0.01, 1: -0.02, 2: -0.03}
+
+    def moved(table: str, column: str, share: float) -> pl.DataFrame:
+        frame = scenario.store.tables[table]
+        step = pl.struct("market", "created_at").map_elements(
+            lambda r: share * (drop.get(int((r["created_at"] - at).total_seconds() // 60), -0.03)
+                               if r["created_at"] >= at else 0.0) if r["market"] == "BTCUSDT" else 0.0,
+            return_dtype=pl.Float64)
+        return frame.with_columns((pl.col(column) * (1 + step)).alias(column))
+
+    burst = pl.DataFrame({"market": ["BTCUSDT"] * 60, "market_type": ["futures"] * 60,
+                          "created_at": [at + timedelta(seconds=3 * s) for s in range(60)],
+                          "side": ["sell"] * 60, "price": [58_500.0] * 60, "amount": [0.1] * 60}).with_columns(
+        pl.col("created_at").cast(pl.Datetime("ms", "UTC")))
+    liquidations = pl.concat([scenario.store.tables["liquidations"], burst])
+    no_trades = {k: v for k, v in scenario.store.tables.items() if k != "deals"}
+
+    def judged(spot_share: float) -> pl.DataFrame:
+        return futures_alerts({**no_trades, "liquidations": liquidations, "mark": moved("mark", "mark_price", 1.0),
+                               "index": moved("index", "index_price", spot_share)})
+
+    led = judged(0.3)  # the perpetual drove it, spot followed a third
+    assert led["pattern"].to_list() == ["forced_liquidation"]
+    assert "ran ahead of the index" in led["explanation"][0]
+    assert judged(1.0).is_empty()  # spot fell as far (news, a spot sell-off): liquidations, but no one hunted
