@@ -9,7 +9,7 @@ from assets.jobs import futures_collection_job
 from resources.database import DatabaseResource
 from resources.market import MarketDataResource
 from resources.settings import SettingsResource
-from surveillance_pipeline.market.collect import futures_markets, save_snapshots, take_snapshots
+from surveillance_pipeline.market.collect import SnapshotCache, futures_markets, save_snapshots, take_snapshots
 
 
 @sensor(job=futures_collection_job, minimum_interval_seconds=60, default_status=DefaultSensorStatus.STOPPED,
@@ -35,7 +35,11 @@ def futures_market_sensor(context: SensorEvaluationContext, settings: SettingsRe
             latest[market] = int(max(times).timestamp() * 1000)
     snapshots, missing = take_snapshots(client, markets, cfg.market.quote)
     stored = save_snapshots(database.get(), snapshots)
-    context.log.info(f"stored {stored} snapshot(s)" + (f"; not provided: {sorted(missing)}" if missing else ""))
+    cache = SnapshotCache(cfg.services.redis_url, cfg.market.snapshot_ttl_seconds)
+    cached = cache.put(snapshots)
+    context.log.info(f"stored {stored} snapshot(s), cached {cached} ticker(s)"
+                     + ("" if cache.enabled else f" ({cache.reason})")
+                     + (f"; not provided: {sorted(missing)}" if missing else ""))
     new = {m: t for m, t in latest.items() if t > seen.get(m, -1)}
     context.update_cursor(json.dumps({**seen, **latest}, sort_keys=True))
     if not new:

@@ -177,11 +177,12 @@ class SnapshotCache:
     def enabled(self) -> bool:
         return self._redis is not None
 
-    def put(self, batch: MarketBatch) -> int:
+    def put(self, snapshots: MarketBatch | list[dict]) -> int:
+        """Cache the tickers among the snapshots (a collection's batch, or what a sensor tick took)."""
         if not self.enabled:
             return 0
         written = 0
-        for snap in batch.snapshots:
+        for snap in snapshots.snapshots if isinstance(snapshots, MarketBatch) else snapshots:
             if snap["kind"] == "ticker":
                 self._redis.set(f"market:{snap['market']}:ticker", json.dumps(
                     {"taken_at": snap["taken_at"].isoformat(), "source": snap["source"], "data": snap["data"]}),

@@ -87,6 +87,10 @@ def test_collection_stores_the_day_idempotently_and_caches_tickers(replay, tmp_p
 
 def test_sensor_requests_runs_for_new_data_fails_visibly_and_recovers(replay, tmp_path):
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    if os.environ.get("REDIS_URL"):  # no ticker cached by an earlier test
+        import redis
+
+        redis.Redis.from_url(os.environ["REDIS_URL"]).delete("market:BTCUSDT:ticker")
     resources = {"settings": SettingsResource(), "database": DatabaseResource(url=url),
                  "market_data": MarketDataResource(url=replay.url, retries=0, timeout_seconds=3)}
     def tick(cursor=None):
@@ -102,6 +106,10 @@ def test_sensor_requests_runs_for_new_data_fails_visibly_and_recovers(replay, tm
         kinds = conn.execute(sa.select(snapshots_table.c.kind)).scalars().all()
     db.dispose()
     assert sorted(kinds) == ["orderbook", "orderbook", "ticker", "ticker"]
+    from surveillance_pipeline.market.collect import SnapshotCache
+
+    if os.environ.get("REDIS_URL"):  # the freshest ticker is cached too
+        assert SnapshotCache(os.environ["REDIS_URL"]).get("BTCUSDT")["data"][0]["last"] == 102.0
     replay.stop()
     with pytest.raises(MarketDataError, match="get_ticker|list_markets|get_funding_rate"):
         tick(cursor)
