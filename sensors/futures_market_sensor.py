@@ -34,11 +34,14 @@ def futures_market_sensor(context: SensorEvaluationContext, settings: SettingsRe
         if times:
             latest[market] = int(max(times).timestamp() * 1000)
     snapshots, missing = take_snapshots(client, markets, cfg.market.quote)
-    stored = save_snapshots(database.get(), snapshots)
-    cache = SnapshotCache(cfg.services.redis_url, cfg.market.snapshot_ttl_seconds)
-    cached = cache.put(snapshots)
-    context.log.info(f"stored {stored} snapshot(s), cached {cached} ticker(s)"
-                     + ("" if cache.enabled else f" ({cache.reason})")
+    stored = save_snapshots(database.get(), snapshots)  # the database down fails the tick (visible, retried)
+    try:
+        cache = SnapshotCache(cfg.services.redis_url, cfg.market.snapshot_ttl_seconds)
+        cached = f"cached {cache.put(snapshots)} ticker(s)" + ("" if cache.enabled else f" ({cache.reason})")
+    except Exception as error:  # redis down: caching off for this tick, said in the log, collection goes on
+        cached = f"caching failed: {type(error).__name__}: {error}"
+        context.log.warning(cached)
+    context.log.info(f"stored {stored} snapshot(s), {cached}"
                      + (f"; not provided: {sorted(missing)}" if missing else ""))
     new = {m: t for m, t in latest.items() if t > seen.get(m, -1)}
     context.update_cursor(json.dumps({**seen, **latest}, sort_keys=True))

@@ -638,6 +638,8 @@ def monitor_run(
     db: Annotated[str | None, typer.Option("--db", help="a database with the ticker / order-book snapshots the "
                                            "sensor or `monitor start --db` stored (open-interest history); "
                                            "'config' for the configured one")] = None,
+    kline_limit: Annotated[int, typer.Option(help="1-minute k-lines asked per market (the price path); CoinEx "
+                                             "answers at most 1000, the latest ~16.7 h")] = 1000,
     config: ConfigOption = None,
 ) -> None:
     """Poll the MCP server's history tools over a window, run the futures detectors, write the alerts."""
@@ -668,7 +670,7 @@ def monitor_run(
         raise typer.Exit(2) from None
     try:
         result = monitor_once(MarketDataClient(url=url), [m.strip() for m in markets.split(",")] if markets else None,
-                              *window, settings.market.quote, db=_snapshot_db(db, settings))
+                              *window, settings.market.quote, db=_snapshot_db(db, settings), kline_limit=kline_limit)
     except (MarketDataError, ExchangeToolError) as exc:
         err.print(f"[red]monitoring failed:[/red] {escape(str(exc))}")
         raise typer.Exit(1) from None
@@ -741,7 +743,11 @@ def monitor_status(out_dir: Annotated[Path, typer.Option("--out", help="the loop
     for market, state in status["markets"].items():
         out.print(f"  {market:<12} risk {state['risk_level']:<6} checks {state['checks']:>4} failures "
                   f"{state['failures']:>3} alerts {state['alerts']:>4} latency {state['latency_s']:.2f} s "
-                  f"interval {state['interval_s']:.0f} s {escape(state['last_error'])}")
+                  f"interval {state['interval_s']:.0f} s {escape(state['last_error'])} {escape(state.get('note', ''))}")
+    totals = status["totals"]
+    for name in ("snapshot_error", "cycle_error"):
+        if totals.get(name):
+            out.print(f"  last {name.replace('_', ' ')}: {escape(totals[name])}")
 
 
 @features_app.command("docs")

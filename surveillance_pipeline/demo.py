@@ -158,7 +158,9 @@ def _futures_monitoring(out_dir: Path, seed: int, console: Console) -> None:
         client = MarketDataClient(url=url, retries=20, backoff_seconds=0.2)
         console.print(f"[bold]9. futures monitoring[/bold]: replay MCP server on {url} ({scenario.labels.height} "
                       f"labelled episodes in 3 days of 3 generated perpetuals), one pass over its history tools")
-        result = monitor_once(client, start=datetime(2026, 3, 2, tzinfo=UTC), end=datetime(2026, 3, 4, 23, 59, tzinfo=UTC))
+        # our replay answers all three days of 1-minute k-lines (CoinEx's server: the latest 1000)
+        result = monitor_once(client, start=datetime(2026, 3, 2, tzinfo=UTC), end=datetime(2026, 3, 4, 23, 59, tzinfo=UTC),
+                              kline_limit=3 * 1440)
     finally:
         server.terminate()
         server.wait(timeout=10)

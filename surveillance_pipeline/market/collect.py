@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from surveillance_pipeline.log import get_logger
 from surveillance_pipeline.market import envelope as env
-from surveillance_pipeline.market.client import MarketDataClient
+from surveillance_pipeline.market.client import MarketDataClient, MarketDataError
 from surveillance_pipeline.market.tools import DEFAULT_QUOTE
 from surveillance_pipeline.storage.database import Database
 from surveillance_pipeline.storage.models import (
@@ -24,6 +24,7 @@ from surveillance_pipeline.storage.models import (
 
 log = get_logger(__name__)
 HISTORY_LIMIT = 1000
+FAILED = "failed: "  # an unavailable entry that was a failure (timeout, outage), not a tool the market lacks
 
 
 @dataclass
@@ -106,6 +107,9 @@ def take_snapshots(client: MarketDataClient, markets: list[str], quote: str = DE
                 frame = fetch()
             except env.ExchangeToolError as reason:  # e.g. no order book for the market
                 unavailable[f"{kind} {market}"] = reason.message
+                continue
+            except MarketDataError as reason:  # this market timed out: the others' snapshots are kept
+                unavailable[f"{kind} {market}"] = f"{FAILED}{reason}"
                 continue
             snapshots.append({"market": market, "market_type": "futures", "kind": kind, "taken_at": taken,
                               "data": json.loads(frame.write_json()), "source": client.source})

@@ -32,8 +32,10 @@ def as_engine_alerts(alerts: pl.DataFrame, day: date) -> pl.DataFrame:
 
 def futures_alerts_for_day(db: Database, day: date, link_days: int, out_dir: Path,
                            settings: FuturesSettings = FuturesSettings()) -> pl.DataFrame:
-    """Detect on the day with the day before as baseline; keep the episodes that start on the day."""
-    tables = stored_market_tables(db, day - timedelta(days=1), day)
+    """Detect on the day with the day before as baseline, and the next day where it is stored already (what
+    follows an episode late in the day decides some patterns: a backfill, or a re-run the next day, has it);
+    keep the episodes that start on the day."""
+    tables = stored_market_tables(db, day - timedelta(days=1), day + timedelta(days=1))
     found = futures_alerts(tables, settings) if tables else pl.DataFrame()
     if found.height:
         found = found.filter(pl.col(Alert.WINDOW_START).dt.date() == day)

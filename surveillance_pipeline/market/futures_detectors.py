@@ -55,9 +55,21 @@ class FuturesSettings:
     farming_min_settlements: int = 1  # ... at this many consecutive settlements
     merge_gap_seconds: float = 300.0
     oi_fill_minutes: int = 3          # open interest carried over gaps of at most this many minutes
+    series_fill_minutes: int = 15     # premium and basis histories carried over gaps of at most this many (a
+                                      # source may sample them every few minutes)
     imbalance_z: float = 3.0          # book corroboration: the window's mean imbalance this many MADs from usual ...
     wall_rate_multiple: float = 3.0   # ... or walls on the pushed side pulled at this multiple of the usual rate
     min_pulled_walls: int = 2         # ... and at least this many
+
+
+def _utc_ms(frame: pl.DataFrame) -> pl.DataFrame:
+    """Time columns as UTC milliseconds, the minute grid's type (naive times are read as UTC)."""
+    fixes = []
+    for name, dtype in frame.schema.items():
+        if isinstance(dtype, pl.Datetime) and dtype != UTC_MS:
+            column = pl.col(name) if dtype.time_zone else pl.col(name).dt.replace_time_zone("UTC")
+            fixes.append(column.dt.convert_time_zone("UTC").cast(UTC_MS))
+    return frame.with_columns(fixes) if fixes else frame
 
 
 def _series(tables: dict[str, pl.DataFrame], market: str, name: str, column: str, grid: pl.DataFrame) -> np.ndarray:
@@ -152,6 +164,12 @@ def _robust_z(values: np.ndarray, settings: FuturesSettings) -> np.ndarray:
     return z.fill_null(np.nan).to_numpy().astype(float)
 
 
+def _carried(values: np.ndarray, limit: int) -> np.ndarray:
+    """A series carried forward over gaps of at most `limit` minutes (history sampled every few minutes)."""
+    return pl.Series(values, nan_to_null=True).fill_null(strategy="forward", limit=limit).fill_null(
+        np.nan).to_numpy().astype(float)
+
+
 def _trailing_median(values: np.ndarray, settings: FuturesSettings) -> np.ndarray:
     return pl.Series(values, nan_to_null=True).shift(1).rolling_median(
         settings.baseline_minutes, min_samples=settings.min_baseline_minutes).fill_null(np.nan).to_numpy().astype(float)
@@ -187,6 +205,7 @@ def _runs(mask: np.ndarray, min_length: int = 1, gap: int = 0) -> list[tuple[int
 
 def detect_futures(tables: dict[str, pl.DataFrame], settings: FuturesSettings = FuturesSettings()) -> pl.DataFrame:
     """Findings of every futures pattern over every market in the tables."""
+    tables = {name: _utc_ms(frame) for name, frame in tables.items()}
     markets = sorted(set().union(*[set(f.get_column("market")) for f in tables.values() if f.height]))
     rows: list[dict] = []
     for market in markets:
@@ -214,12 +233,11 @@ def _market_findings(tables, market: str, s: FuturesSettings) -> list[dict]:
                                                      time_unit="ms", time_zone="UTC", eager=True)})
     minutes = grid.get_column("minute").to_list()
     n = len(minutes)
-    premium = _series(tables, market, "premium", "premium_index", grid)
-    basis = _series(tables, market, "basis", "basis_rate", grid)
+    premium = _carried(_series(tables, market, "premium", "premium_index", grid), s.series_fill_minutes)
+    basis = _carried(_series(tables, market, "basis", "basis_rate", grid), s.series_fill_minutes)
     index = _series(tables, market, "index", "index_price", grid)
     mark = _series(tables, market, "mark", "mark_price", grid)
-    oi = pl.Series(_series(tables, market, "open_interest", "open_interest_volume", grid), nan_to_null=True)
-    oi = oi.fill_null(strategy="forward", limit=s.oi_fill_minutes).fill_null(np.nan).to_numpy().astype(float)
+    oi = _carried(_series(tables, market, "open_interest", "open_interest_volume", grid), s.oi_fill_minutes)
     bars = _bars(tables, market, grid)
     book = _book(tables, market, grid)
     price = np.where(np.isnan(mark), np.where(np.isnan(bars["close"]), index, bars["close"]), mark)
@@ -285,6 +303,8 @@ def _market_findings(tables, market: str, s: FuturesSettings) -> list[dict]:
         index_note = (f"; the perpetual ran ahead of the index ({lead:.0f} MADs of its usual gap)"
                       if lead == lead and lead >= s.lead_z else "" if lead == lead or wick is not None
                       else "; whether the perpetual led the index is not known here (no index or basis)")
+        if extreme_at + s.retrace_minutes >= n:
+            continue  # hunt or cascade is decided by what follows: not yet (a later pass judges it)
         # closes from the extreme's own minute on: a wick closes back inside its bar
         later = price[extreme_at:min(n, extreme_at + s.retrace_minutes + 1)]
         given_back = float(np.nanmax((later - extreme) / (before - extreme))) if len(later) else 0.0
@@ -374,8 +394,12 @@ def _market_findings(tables, market: str, s: FuturesSettings) -> list[dict]:
     for a, b in _runs((change15 >= np.log1p(s.oi_jump)) & (cz >= s.z), 1, gap=5):
         start = max(0, a - 15)
         jump = oi[b] / oi[start] - 1
-        later = [oi[min(n - 1, b + m)] for m in (30, s.oi_hold_minutes)]
-        hold = min(x / oi[start] - 1 for x in later) / jump if jump > 0 else 0.0
+        if b + s.oi_hold_minutes >= n:
+            continue  # whether it stays is not known yet (a later pass judges it)
+        later = np.array([oi[b + 30], oi[b + s.oi_hold_minutes]])
+        if np.isnan(later).any() or np.isnan(oi[start]):
+            continue  # open interest not known then: not assessable
+        hold = float((later / oi[start] - 1).min() / jump) if jump > 0 else 0.0
         if hold < s.oi_hold_share:
             continue
         finding("position_concentration", start, b, 0.6 + min(jump, 0.5) * 0.6,
@@ -384,13 +408,15 @@ def _market_findings(tables, market: str, s: FuturesSettings) -> list[dict]:
                 f"still there 30 and {s.oi_hold_minutes} min later: one actor building a position.", {"jump": jump, "hold": hold})
     w = s.farming_window_minutes
     # at each minute: open interest above its low of the hour before, and its low of the hour after below it
-    risen = log_oi - pl.Series(log_oi).rolling_min(w + 1, min_samples=w // 2).to_numpy()
-    falls = pl.Series(log_oi[::-1]).rolling_min(w + 1, min_samples=w // 2).to_numpy()[::-1] - log_oi
+    risen = log_oi - pl.Series(log_oi, nan_to_null=True).rolling_min(w + 1, min_samples=w // 2).fill_null(
+        np.nan).to_numpy()
+    falls = pl.Series(log_oi[::-1], nan_to_null=True).rolling_min(w + 1, min_samples=w // 2).fill_null(
+        np.nan).to_numpy()[::-1] - log_oi
     risen_z, falls_z = _robust_z(risen, s), _robust_z(falls, s)
     hits = []  # (position in settle_idx, minute, rate, rise, fall)
     for k, (i, rate) in enumerate(settle_idx):
-        if abs(rate) < s.farming_rate:
-            continue
+        if abs(rate) < s.farming_rate or i + w >= n:
+            continue  # (the hour after the settlement not there yet: a later pass judges it)
         rise, fall = risen[i], falls[i]
         if (rise >= np.log1p(s.farming_oi_change) and risen_z[i] >= s.farming_z and fall <= -0.75 * rise
                 and falls_z[i] <= -s.farming_z):

@@ -70,9 +70,10 @@ def generate_futures(days: int = 3, seed: int = 0, markets: tuple[str, ...] = ("
         wick = np.zeros(n)                                   # a spike of the trades within one minute
         used = np.zeros(n, dtype=bool)
 
-        def free(a: int, b: int) -> bool:  # after the first 6 hours: detectors need a baseline; 3 hours after
+        def free(a: int, b: int) -> bool:  # after the first 6 hours (a baseline) and 2.5 before the end (what
+            # follows decides some patterns); 3 hours after
             # the episode before (a cascade's aftermath lasts an hour, and a push must follow ordinary hours)
-            return 360 <= a and b < n and not used[max(0, a - 180):b + 60].any()
+            return 360 <= a and b + 150 < n and not used[max(0, a - 180):b + 60].any()
 
         def place(pattern: str, a: int, b: int) -> None:
             used[a:b + 1] = True

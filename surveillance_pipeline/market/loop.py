@@ -23,7 +23,8 @@ from pathlib import Path
 import polars as pl
 
 from surveillance_pipeline.detectors.alerts import write_alerts
-from surveillance_pipeline.market.client import MarketDataClient
+from surveillance_pipeline.market.client import MarketDataClient, MarketDataError
+from surveillance_pipeline.market.envelope import ExchangeToolError
 from surveillance_pipeline.market.monitor import monitor_once
 from surveillance_pipeline.market.spot import spot_check
 
@@ -45,6 +46,7 @@ class MarketState:
     alerts: int = 0
     latency_s: float = 0.0
     last_error: str = ""
+    note: str = ""                   # what the last check could not judge, or how much tape it had
 
     def priority(self, now: float) -> tuple:
         return (-RISK_RANK[self.risk_level], -self.volume, self.next_due - now)
@@ -61,6 +63,7 @@ class LoopSettings:
     snapshot_interval_s: float = 60.0  # ticker and order-book snapshots of every market (with a database)
     rediscover_s: float = 3600.0     # how often the market list is refreshed
     spot: bool = True                # spot markets too (their public tape, for pump-and-dump)
+    kline_limit: int = 1000          # 1-minute k-lines a futures check asks (CoinEx answers at most 1000)
 
 
 @dataclass
@@ -79,13 +82,21 @@ class MonitoringLoop:
     snapshots_at: float = -1e18
     snapshot_failures: int = 0
     snapshot_error: str = ""
+    discovery_errors: dict[str, str] = field(default_factory=dict)
+    cycle_errors: int = 0
+    cycle_error: str = ""
 
     def discover(self) -> None:
         client = self.client_factory()
         volumes: dict[tuple[str, str], float] = {}
         for market_type in ("futures", "spot") if self.settings.spot else ("futures",):
             for market in client.list_markets(market_type)["market"].to_list():
-                ticker = client.get_ticker(market[:-4] if market.endswith("USDT") else market, "USDT", market_type)
+                try:
+                    ticker = client.get_ticker(market[:-4] if market.endswith("USDT") else market, "USDT",
+                                               market_type)
+                except (ExchangeToolError, MarketDataError) as error:  # its volume unknown: still watched
+                    ticker = pl.DataFrame()
+                    self.discovery_errors[_key(market, market_type)] = f"{type(error).__name__}: {error}"[:300]
                 volumes[(market, market_type)] = (float(ticker["value"][0] or 0.0) if ticker.height
                                                   and "value" in ticker.columns else 0.0)
         median = sorted(volumes.values())[len(volumes) // 2] if volumes else 0.0
@@ -118,10 +129,18 @@ class MonitoringLoop:
         first = min(since, window_start) if since else window_start
         try:
             if state.market_type == "spot":  # the pump detector reads its own baseline before `first`
-                alerts = spot_check(self.client_factory(), state.market, first, end, db=self.db).alerts
+                check = spot_check(self.client_factory(), state.market, first, end, db=self.db)
+                alerts = check.alerts
+                state.note = (f"tape of {check.trades} trades covers {check.covered_hours:.1f} h, "
+                              f"{check.possible_gaps} poll(s) may have missed trades"
+                              + (f"; not assessable: {', '.join(check.not_assessed)}" if check.not_assessed else ""))
             else:
-                alerts = monitor_once(self.client_factory(), [state.market],
-                                      first - timedelta(seconds=self.settings.baseline_s), end, db=self.db).alerts
+                result = monitor_once(self.client_factory(), [state.market],
+                                      first - timedelta(seconds=self.settings.baseline_s), end, db=self.db,
+                                      kline_limit=self.settings.kline_limit)
+                # the baseline's own episodes were reported by earlier checks: only what reaches this window
+                alerts = result.alerts.filter(pl.col("window_end") >= first) if result.alerts.height else result.alerts
+                state.note = (f"not assessable: {', '.join(result.not_assessed)}" if result.not_assessed else "")
             state.risk_level = max([*alerts["risk_level"].to_list(), "NONE"], key=RISK_RANK.get)
             state.alerts += alerts.height
             state.last_error = ""
@@ -153,16 +172,23 @@ class MonitoringLoop:
 
     def snapshot(self) -> int:
         """Store a ticker and an order-book snapshot of every market (a failure is counted, the loop goes on)."""
-        from surveillance_pipeline.market.collect import save_snapshots, take_snapshots
+        from surveillance_pipeline.market.collect import FAILED, save_snapshots, take_snapshots
         from surveillance_pipeline.market.spot import deals_snapshot
 
         self.snapshots_at = self.clock()
         try:
             client = self.client_factory()
             futures = sorted(s.market for s in self.states.values() if s.market_type == "futures")
-            snaps, _ = take_snapshots(client, futures, taken=self.now_override)
-            snaps += [deals_snapshot(client, s.market, taken=self.now_override)
-                      for s in self.states.values() if s.market_type == "spot"]
+            snaps, missing = take_snapshots(client, futures, taken=self.now_override)
+            errors = [f"{k}: {v}" for k, v in missing.items() if v.startswith(FAILED)]
+            for state in [s for s in self.states.values() if s.market_type == "spot"]:
+                try:
+                    snaps.append(deals_snapshot(client, state.market, taken=self.now_override))
+                except (ExchangeToolError, MarketDataError) as error:  # the others' snapshots are kept
+                    errors.append(f"deals {state.market}: {error}")
+            if errors:
+                self.snapshot_failures += 1
+                self.snapshot_error = "; ".join(errors)[:300]
             return save_snapshots(self.db, snaps)
         except Exception as error:  # shown in the status; the checks go on without this minute's snapshot
             self.snapshot_failures += 1
@@ -188,17 +214,27 @@ class MonitoringLoop:
                   "totals": {"checks": sum(s.checks for s in self.states.values()),
                              "failures": sum(s.failures for s in self.states.values()),
                              "alerts": sum(s.alerts for s in self.states.values()),
-                             "snapshot_failures": self.snapshot_failures, "snapshot_error": self.snapshot_error}}
+                             "snapshot_failures": self.snapshot_failures, "snapshot_error": self.snapshot_error,
+                             "cycle_errors": self.cycle_errors, "cycle_error": self.cycle_error, "discovery_errors": self.discovery_errors}}
         tmp = self.out_dir / f".{STATUS_FILE}.tmp"
         tmp.write_text(json.dumps(status, indent=2, default=str))
         tmp.replace(self.out_dir / STATUS_FILE)
 
     def run(self, max_cycles: int | None = None, sleep_s: float = 1.0) -> None:
         signal.signal(signal.SIGTERM, lambda *_: setattr(self, "stopping", True))
+        self.out_dir.mkdir(parents=True, exist_ok=True)
         (self.out_dir / PID_FILE).write_text(str(os.getpid()))
         try:
             while not self.stopping and (max_cycles is None or self.cycles < max_cycles):
-                if not self.run_cycle():
+                try:
+                    checked = self.run_cycle()
+                except Exception as error:  # e.g. the market list itself unreachable: shown, tried again
+                    self.cycle_errors += 1
+                    self.cycle_error = f"{type(error).__name__}: {error}"[:300]
+                    self.cycles += 1
+                    self.write_status()
+                    checked = 0
+                if not checked:
                     time.sleep(sleep_s)
         finally:
             (self.out_dir / PID_FILE).unlink(missing_ok=True)

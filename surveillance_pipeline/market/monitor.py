@@ -22,6 +22,7 @@ from surveillance_pipeline.market.replay import UTC_MS
 from surveillance_pipeline.market.tools import DEFAULT_QUOTE
 
 PAGE = 1000
+KLINE_LIMIT = 1000  # CoinEx's k-line limit: the latest 1000 bars (its MCP tool takes no time range), ~16.7 h
 OI_PATTERNS = ["position_concentration", "funding_rate_farming"]
 
 
@@ -41,7 +42,7 @@ class MonitorPass:
 def monitor_once(client: MarketDataClient, markets: list[str] | None = None, start: datetime | None = None,
                  end: datetime | None = None, quote: str = DEFAULT_QUOTE,
                  settings: FuturesSettings = FuturesSettings(), db=None,
-                 min_oi_coverage: float = 0.8) -> MonitorPass:
+                 min_oi_coverage: float = 0.8, kline_limit: int = KLINE_LIMIT) -> MonitorPass:
     began = time.perf_counter()
     markets = markets or client.list_markets("futures", quote=quote).get_column("market").to_list()
     end = end or datetime.now(UTC)
@@ -60,7 +61,7 @@ def monitor_once(client: MarketDataClient, markets: list[str] | None = None, sta
                                .with_columns(**{k: pl.lit(v) for k, v in tag.items()}))
         tables["funding"].append(client.get_funding_rate_history(base, quote, start_ms, end_ms, PAGE)
                                  .with_columns(**{k: pl.lit(v) for k, v in tag.items()}))
-        bars = client.get_kline(base, quote, "1min", minutes, "futures").filter(
+        bars = client.get_kline(base, quote, "1min", min(minutes, kline_limit), "futures").filter(
             pl.col("created_at").is_between(start, end)).with_columns(**{k: pl.lit(v) for k, v in tag.items()})
         tables["mark"].append(bars.select("market", "market_type", "created_at", pl.col("close").alias("mark_price")))
         tables["klines"].append(bars.select("market", "market_type", "created_at", "open", "high", "low", "close",

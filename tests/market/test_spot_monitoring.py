@@ -70,3 +70,27 @@ def test_a_tape_shorter_than_the_baseline_is_not_assessable():
                        at + timedelta(minutes=10))
     assert check.not_assessed == ["pump_and_dump"] and check.alerts.is_empty()
     assert check.trades == 1000 and check.covered_hours < 0.2
+
+
+def test_a_failing_market_is_shown_and_the_others_go_on(tmp_path):
+    from surveillance_pipeline.market.loop import read_status
+
+    store, _ = _spot_store()
+    at = datetime(2026, 3, 2, 6, tzinfo=UTC)
+    # a listed spot market the server answers nothing for (no trades: get_ticker and get_deals fail)
+    ghost = pl.DataFrame({"market": ["GHOSTUSDT"] * 2, "market_type": ["spot"] * 2, "updated_at": [at, at],
+                          "side": ["bid", "ask"], "level": [0, 0], "price": [1.0, 1.1], "amount": [5.0, 5.0]},
+                         schema_overrides={"updated_at": UTC_MS, "level": pl.Int32})
+    store = ReplayStore({**store.tables, "depth": ghost}, now=at)
+    db = Database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    db.migrate()
+    loop = MonitoringLoop(lambda: MarketDataClient(server=build_server(store)), tmp_path / "loop",
+                          LoopSettings(snapshot_interval_s=60), clock=lambda: 0.0, db=db, now_override=at)
+    loop.run(max_cycles=1)
+    status = read_status(tmp_path / "loop")
+    assert "GHOSTUSDT@spot" in status["totals"]["discovery_errors"]
+    assert "deals GHOSTUSDT" in status["totals"]["snapshot_error"]
+    tape, _ = stored_tape(db, "PEPEUSDT", at - timedelta(days=1), at)
+    assert tape.height > 0  # the other market's poll was stored
+    assert status["markets"]["GHOSTUSDT@spot"]["failures"] == 1 and status["markets"]["PEPEUSDT@spot"]["failures"] == 0
+    db.dispose()
