@@ -85,6 +85,9 @@ def order_key(order_id: str = Order.ORDER_ID, symbol: str = Order.SYMBOL) -> pl.
     return pl.when(pl.col(order_id).is_not_null()).then(key).alias(Life.KEY)
 
 
+SUM_DECIMALS = 10  # sums of quantities are rounded to this many decimals (crypto sizes have at most 8 or so)
+
+
 def book_key(symbol: pl.Expr, account: pl.Expr, side: pl.Expr) -> pl.Expr:
     """One side of one symbol's book as one account sees it, as a 64-bit key."""
     return pl.struct(symbol.cast(pl.String), account.cast(pl.String), side.cast(pl.String)).hash(seed=ID_SEED)
@@ -110,13 +113,15 @@ def order_lifecycles(orders: pl.DataFrame, trades: pl.DataFrame) -> pl.DataFrame
                     ).drop("repeated")
     cancels = keyed.filter(event == OrderEvent.CANCEL.value).group_by(ORDER_KEY).agg(
         pl.col(Order.TIMESTAMP).min().alias(Life.CANCELLED))
+    # sums rounded: a parallel sum adds in any order, and one ulp must not decide "fully executed" differently
+    # from one run to the next
     traded = _trade_legs(trades).group_by(ORDER_KEY).agg(
-        pl.col(Order.QUANTITY).sum().alias(Life.FILLED),
+        pl.col(Order.QUANTITY).sum().round(SUM_DECIMALS).alias(Life.FILLED),
         pl.col(Order.TIMESTAMP).max().alias(Life.LAST_FILL))
     fill_events = (
         keyed.filter(event == OrderEvent.FILL.value).join(traded.select(ORDER_KEY), on=ORDER_KEY, how="anti")
         .group_by(ORDER_KEY).agg(
-            pl.col(Order.QUANTITY).sum().alias(Life.FILLED),
+            pl.col(Order.QUANTITY).sum().round(SUM_DECIMALS).alias(Life.FILLED),
             pl.col(Order.TIMESTAMP).max().alias(Life.LAST_FILL))
     )
     return (
@@ -224,10 +229,10 @@ def opposite_fill_near_cancel(candidates: pl.DataFrame, fills: pl.DataFrame, bef
         pl.col(OwnFill.BOOK).alias("opposite_book"), pl.col(OwnFill.TIMESTAMP).alias(FILL_AT),
         pl.col(OwnFill.TRADE_ID).alias(FILL_TRADE), pl.col(OwnFill.QUANTITY).alias(FILL_QUANTITY),
         pl.col(OwnFill.ORDER_ID).alias(FILL_ORDER),
-    ).sort(FILL_AT)
-    left = candidates.with_columns(
+    ).sort(FILL_AT, FILL_TRADE, FILL_ORDER, nulls_last=True)  # ties (a sweep's fills at one instant) in a fixed
+    left = candidates.with_columns(                            # order: the same fill is chosen on every run
         book_key(pl.col(Order.SYMBOL), pl.col(Order.USER_ID), opposite(pl.col(Order.SIDE))).alias("opposite_book")
-    ).sort(Life.CANCELLED)
+    ).sort(Life.CANCELLED, *ORDER_KEY, nulls_last=True)
     before = left.join_asof(right, left_on=Life.CANCELLED, right_on=FILL_AT, by="opposite_book",
                             strategy="backward", check_sortedness=False).filter(
         (pl.col(FILL_AT) >= pl.col(Life.PLACED))
@@ -266,7 +271,8 @@ def resting_quantity_before(lifecycles: pl.DataFrame, probes: pl.DataFrame,
                 Order.QUANTITY)
         .sort("__on")
         # the first probe of its book at or after its placement: it must come before the order ended
-        .join_asof(asks.lazy().select(Life.BOOK, pl.col("__at").alias("__next")).unique(), left_on="__on",
+        .join_asof(asks.lazy().select(Life.BOOK, pl.col("__at").alias("__next")).unique().sort("__next"),
+                   left_on="__on",
                    right_on="__next", by=Life.BOOK, strategy="forward", check_sortedness=False)
         .filter(pl.col("__next").is_not_null() & (pl.col("__off").is_null() | (pl.col("__next") < pl.col("__off"))))
     )

@@ -238,13 +238,14 @@ def _findings(orders: pl.DataFrame, tables: BookTables, settings: SpoofingSettin
     holds its large orders."""
     quantity = pl.col(Order.QUANTITY)
     genuine = pl.coalesce(pl.format("o:{}", FILL_ORDER), pl.format("t:{}", FILL_TRADE))
-    fills = orders.unique(subset=CYCLE).group_by(EPISODE).agg(
+    orders = orders.sort(*CYCLE, Life.KEY, nulls_last=True)  # a fixed order: the same rows kept on every run
+    fills = orders.unique(subset=CYCLE, keep="first", maintain_order=True).group_by(EPISODE).agg(
         pl.len().alias("cycles"), pl.col(GENUINE_QTY).sum().alias("opposite_fill_quantity"),
         pl.col(FILL_TRADE).drop_nulls().alias("fill_trades"), pl.col(FILL_AT).min().alias("first_fill"),
         genuine.n_unique().alias("genuine_orders"),
         (pl.col(FAKE_QTY) / pl.col(GENUINE_QTY)).median().alias("large_vs_genuine"),
         side_ratio(SPOOF_SIDE_QTY, FILL_SIDE_QTY).min().alias("min_side_imbalance"))
-    episodes = orders.unique(subset=[Life.KEY]).group_by(EPISODE).agg(
+    episodes = orders.unique(subset=[Life.KEY], keep="first", maintain_order=True).group_by(EPISODE).agg(
         pl.len().alias("large_orders"),
         pl.col(SIDE).unique().sort().alias("sides"),
         quantity.sum().alias("large_quantity"),
