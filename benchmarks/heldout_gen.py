@@ -53,6 +53,7 @@ and span the first to the last abusive event (order or trade).
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -953,7 +954,7 @@ def algos(b: DayBuilder) -> None:
 # plans: episodes and look-alikes. draw params -> place -> prepare (price overlay / activity) -> emit
 # ---------------------------------------------------------------------------------------------------------
 
-class Plan:
+class Plan(ABC):
     kind = ""
     labelled = True
     exclusive = True
@@ -979,13 +980,14 @@ class Plan:
         return True
 
     def after_place(self) -> None:
-        pass
+        """Hook once the plan has its symbol and start: draws that depend on them (none by default)."""
 
     def prepare(self, b: DayBuilder) -> None:
-        pass
+        """Hook before any plan emits: price overlays or activity the day's background must see (none by default)."""
 
+    @abstractmethod
     def emit(self, b: DayBuilder) -> Item:
-        raise NotImplementedError
+        """Write the plan's orders and trades into the day; the labelled (or look-alike) item."""
 
     def item(self, accounts, start_us: int, end_us: int) -> Item:
         self.w.episode_no += 1

@@ -10,6 +10,7 @@ from resources.database import DatabaseResource
 from resources.market import MarketDataResource
 from resources.settings import SettingsResource
 from surveillance_pipeline.market.collect import SnapshotCache, futures_markets, save_snapshots, take_snapshots
+from surveillance_pipeline.market.tools import base_of
 
 
 @sensor(job=futures_collection_job, minimum_interval_seconds=60, default_status=DefaultSensorStatus.STOPPED,
@@ -26,7 +27,7 @@ def futures_market_sensor(context: SensorEvaluationContext, settings: SettingsRe
     markets = cfg.market.markets or futures_markets(client, cfg.market.quote)
     latest: dict[str, int] = {}
     for market in markets:
-        base = market[: -len(cfg.market.quote)]
+        base = base_of(market, cfg.market.quote)
         funding = client.get_funding_rate(base, cfg.market.quote)
         deals = client.get_deals(base, cfg.market.quote, "futures", limit=1)
         times = [t for t in (funding["latest_funding_time"].max() if funding.height else None,

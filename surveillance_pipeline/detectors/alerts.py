@@ -114,6 +114,14 @@ def findings_to_alerts(findings: pl.DataFrame, thresholds: Mapping[str, Mapping]
                                                                      Alert.SYMBOL, Alert.USER_IDS)
 
 
+def merged_alerts(findings: pl.DataFrame, thresholds: Mapping[str, Mapping], gap_seconds: float, *, high: float,
+                  medium: float, max_evidence: int, model_version: str | None = None) -> pl.DataFrame:
+    """Findings merged per episode (`merge_findings`) and shaped as alerts (`findings_to_alerts`)."""
+    merged = merge_findings(findings, gap_seconds).drop(MERGED)
+    return findings_to_alerts(merged, thresholds, high=high, medium=medium, max_evidence=max_evidence,
+                              model_version=model_version)
+
+
 def _atomic_write(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)

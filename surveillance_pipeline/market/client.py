@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from surveillance_pipeline.market import envelope as env
-from surveillance_pipeline.market.tools import DEFAULT_QUOTE, KLINE_PERIODS, ORDERBOOK_LIMITS, TOOLS
+from surveillance_pipeline.market.tools import DEFAULT_QUOTE, KLINE_PERIODS, ORDERBOOK_LIMITS, TOOLS, base_of
 
 
 class MarketDataError(RuntimeError):
@@ -198,6 +198,6 @@ class MarketDataClient:
         listed = self.list_markets("futures", quote=quote)
         frames = []
         for market in listed.get_column("market").to_list():
-            base = market[: -len(quote)] if market.endswith(quote) else market
+            base = base_of(market, quote)
             frames.append(self.get_futures_ticker(base, quote))
         return pl.concat(frames, how="diagonal_relaxed") if frames else env.tickers([])

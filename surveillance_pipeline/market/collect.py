@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from surveillance_pipeline.log import get_logger
 from surveillance_pipeline.market import envelope as env
 from surveillance_pipeline.market.client import MarketDataClient, MarketDataError
-from surveillance_pipeline.market.tools import DEFAULT_QUOTE
+from surveillance_pipeline.market.tools import DEFAULT_QUOTE, base_of
 from surveillance_pipeline.storage.database import Database
 from surveillance_pipeline.storage.models import (
     basis_table,
@@ -61,7 +61,7 @@ def collect_day(client: MarketDataClient, markets: list[str], day: date, quote: 
     batch = MarketBatch(day, client.source, markets=list(markets))
     taken = datetime.now(UTC)
     for market in markets:
-        base = _base(market, quote)
+        base = base_of(market, quote)
         batch.funding.append(client.get_funding_rate_history(base, quote, start, end, HISTORY_LIMIT))
         batch.premium.append(client.get_premium_index_history(base, quote, start, end, HISTORY_LIMIT))
         batch.basis.append(client.get_basis_history(base, quote, start, end, HISTORY_LIMIT))
@@ -87,10 +87,6 @@ def collect_day(client: MarketDataClient, markets: list[str], day: date, quote: 
     return batch
 
 
-def _base(market: str, quote: str) -> str:
-    return market[: -len(quote)] if market.endswith(quote) else market
-
-
 def take_snapshots(client: MarketDataClient, markets: list[str], quote: str = DEFAULT_QUOTE,
                    taken: datetime | None = None) -> tuple[list[dict], dict[str, str]]:
     """A ticker (open interest, mark and index price) and a 20-level order-book snapshot of each market, taken
@@ -100,7 +96,7 @@ def take_snapshots(client: MarketDataClient, markets: list[str], quote: str = DE
     snapshots: list[dict] = []
     unavailable: dict[str, str] = {}
     for market in markets:
-        base = _base(market, quote)
+        base = base_of(market, quote)
         for kind, fetch in (("ticker", lambda: client.get_futures_ticker(base, quote)),
                             ("orderbook", lambda: client.get_futures_orderbook(base, quote, 20))):
             try:

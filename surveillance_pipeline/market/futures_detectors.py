@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from surveillance_pipeline.detectors.alerts import findings_to_alerts, merge_findings, MERGED
+from surveillance_pipeline.detectors.alerts import merged_alerts
 from surveillance_pipeline.detectors.base import Finding, findings_frame
 
 UTC_MS = pl.Datetime("ms", "UTC")
@@ -215,10 +215,9 @@ def detect_futures(tables: dict[str, pl.DataFrame], settings: FuturesSettings = 
 
 def futures_alerts(tables: dict[str, pl.DataFrame], settings: FuturesSettings = FuturesSettings()) -> pl.DataFrame:
     findings = detect_futures(tables, settings)
-    merged = merge_findings(findings, settings.merge_gap_seconds)
     thresholds = {p: settings.__dict__ for p in findings.get_column(Finding.PATTERN).unique().to_list()}
-    return findings_to_alerts(merged.drop(MERGED), thresholds, high=0.8, medium=0.5, max_evidence=100,
-                              model_version="futures rules")
+    return merged_alerts(findings, thresholds, settings.merge_gap_seconds, high=0.8, medium=0.5, max_evidence=100,
+                         model_version="futures rules")
 
 
 def _market_findings(tables, market: str, s: FuturesSettings) -> list[dict]:

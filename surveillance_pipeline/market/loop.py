@@ -26,7 +26,9 @@ from surveillance_pipeline.detectors.alerts import write_alerts
 from surveillance_pipeline.market.client import MarketDataClient, MarketDataError
 from surveillance_pipeline.market.envelope import ExchangeToolError
 from surveillance_pipeline.market.monitor import monitor_once
-from surveillance_pipeline.market.spot import spot_check
+from surveillance_pipeline.market.collect import FAILED, save_snapshots, take_snapshots
+from surveillance_pipeline.market.spot import deals_snapshot, spot_check
+from surveillance_pipeline.market.tools import DEFAULT_QUOTE, base_of
 
 RISK_RANK = {"HIGH": 3, "MEDIUM": 2, "LOW": 1, "NONE": 0}
 STATUS_FILE, PID_FILE = "status.json", "monitor.pid"
@@ -92,8 +94,7 @@ class MonitoringLoop:
         for market_type in ("futures", "spot") if self.settings.spot else ("futures",):
             for market in client.list_markets(market_type)["market"].to_list():
                 try:
-                    ticker = client.get_ticker(market[:-4] if market.endswith("USDT") else market, "USDT",
-                                               market_type)
+                    ticker = client.get_ticker(base_of(market), DEFAULT_QUOTE, market_type)
                 except (ExchangeToolError, MarketDataError) as error:  # its volume unknown: still watched
                     ticker = pl.DataFrame()
                     self.discovery_errors[_key(market, market_type)] = f"{type(error).__name__}: {error}"[:300]
@@ -172,9 +173,6 @@ class MonitoringLoop:
 
     def snapshot(self) -> int:
         """Store a ticker and an order-book snapshot of every market (a failure is counted, the loop goes on)."""
-        from surveillance_pipeline.market.collect import FAILED, save_snapshots, take_snapshots
-        from surveillance_pipeline.market.spot import deals_snapshot
-
         self.snapshots_at = self.clock()
         try:
             client = self.client_factory()

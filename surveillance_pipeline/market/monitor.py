@@ -19,7 +19,7 @@ from surveillance_pipeline.market import envelope as env
 from surveillance_pipeline.market.client import MarketDataClient
 from surveillance_pipeline.market.futures_detectors import FuturesSettings, futures_alerts
 from surveillance_pipeline.market.replay import UTC_MS
-from surveillance_pipeline.market.tools import DEFAULT_QUOTE
+from surveillance_pipeline.market.tools import DEFAULT_QUOTE, base_of
 
 PAGE = 1000
 KLINE_LIMIT = 1000  # CoinEx's k-line limit: the latest 1000 bars (its MCP tool takes no time range), ~16.7 h
@@ -53,7 +53,7 @@ def monitor_once(client: MarketDataClient, markets: list[str] | None = None, sta
     unavailable: dict[str, str] = {}
     minutes = int((end - start).total_seconds() // 60) + 1
     for market in markets:
-        base = market[: -len(quote)] if market.endswith(quote) else market
+        base = base_of(market, quote)
         tag = {"market": market, "market_type": "futures"}
         tables["premium"].append(client.get_premium_index_history(base, quote, start_ms, end_ms, PAGE)
                                  .with_columns(**{k: pl.lit(v) for k, v in tag.items()}))

@@ -15,8 +15,8 @@ from typing import Any
 
 import polars as pl
 
-from surveillance_pipeline.market.tools import DEFAULT_QUOTE, KLINE_PERIODS, PERIOD_SECONDS, TICKER_WITHOUT_BASE, \
-    market_name
+from surveillance_pipeline.market.tools import (DEFAULT_QUOTE, KLINE_PERIODS, PERIOD_SECONDS, TICKER_WITHOUT_BASE,
+                                                base_of, market_name)
 
 UTC_MS = pl.Datetime("ms", "UTC")
 # table -> (time column, columns); every table has `market` and `market_type` (spot|futures)
@@ -191,7 +191,7 @@ def build_server(store: ReplayStore, name: str = "surveillance-replay"):
     @server.tool()
     async def list_markets(market_type: str = "spot", base: str | None = None, quote: str = DEFAULT_QUOTE) -> dict[str, Any]:
         """The recorded markets of a type."""
-        rows = [{"market": m, "base_ccy": m[: -len(quote)] if m.endswith(quote) else m, "quote_ccy": quote,
+        rows = [{"market": m, "base_ccy": base_of(m, quote), "quote_ccy": quote,
                  "status": "online"} for m in store.markets(market_type)
                 if m.endswith(quote) and (not base or m == market_name(base, quote))]
         return {**OK, "data": rows}

@@ -21,11 +21,11 @@ import polars as pl
 import sqlalchemy as sa
 
 from surveillance_pipeline.contract import TRADE_SCHEMA, Trade
-from surveillance_pipeline.detectors.alerts import findings_to_alerts, merge_findings, MERGED
+from surveillance_pipeline.detectors.alerts import merged_alerts
 from surveillance_pipeline.detectors.base import DetectionInputs, Finding, empty_findings
 from surveillance_pipeline.detectors.pump import PumpAndDumpSettings, detect_pump_and_dump
 from surveillance_pipeline.market.client import MarketDataClient
-from surveillance_pipeline.market.tools import DEFAULT_QUOTE
+from surveillance_pipeline.market.tools import DEFAULT_QUOTE, base_of
 from surveillance_pipeline.storage.models import snapshots_table
 
 DEALS_PAGE = 1000
@@ -106,7 +106,7 @@ def spot_check(client: MarketDataClient, market: str, start: datetime, end: date
     tape = tape.filter(pl.col(Trade.TIMESTAMP) >= lo)
     covered = ((end - tape[Trade.TIMESTAMP].min()).total_seconds() / 3600) if tape.height else 0.0
     if covered < settings.min_baseline_hours:
-        return SpotCheck(_alerts(empty_findings()), market, (start, end), tape.height, covered, gaps,
+        return SpotCheck(_alerts(empty_findings(), settings), market, (start, end), tape.height, covered, gaps,
                          ["pump_and_dump"], time.perf_counter() - began)
     found = []
     day = start.date()
@@ -122,16 +122,14 @@ def spot_check(client: MarketDataClient, market: str, start: datetime, end: date
         day += timedelta(days=1)
     findings = pl.concat(found) if found else empty_findings()
     findings = findings.filter(pl.col(Finding.WINDOW_END) >= pl.lit(start).cast(findings.schema[Finding.WINDOW_END]))
-    return SpotCheck(_alerts(findings), market, (start, end), tape.height, covered, gaps, [],
+    return SpotCheck(_alerts(findings, settings), market, (start, end), tape.height, covered, gaps, [],
                      time.perf_counter() - began)
 
 
 def latest_deals(client: MarketDataClient, market: str, quote: str = DEFAULT_QUOTE) -> pl.DataFrame:
-    base = market[: -len(quote)] if market.endswith(quote) else market
-    return client.get_deals(base, quote, "spot", limit=DEALS_PAGE)
+    return client.get_deals(base_of(market, quote), quote, "spot", limit=DEALS_PAGE)
 
 
-def _alerts(findings: pl.DataFrame) -> pl.DataFrame:
-    merged = merge_findings(findings, 300.0)
-    return findings_to_alerts(merged.drop(MERGED), {"pump_and_dump": PumpAndDumpSettings().model_dump()},
-                              high=0.8, medium=0.5, max_evidence=100, model_version="spot tape rules")
+def _alerts(findings: pl.DataFrame, settings: PumpAndDumpSettings) -> pl.DataFrame:
+    return merged_alerts(findings, {"pump_and_dump": settings.model_dump()}, 300.0, high=0.8, medium=0.5,
+                         max_evidence=100, model_version="spot tape rules")

@@ -28,3 +28,8 @@ TOOLS = {
 
 def market_name(base: str, quote: str = DEFAULT_QUOTE) -> str:
     return f"{base.upper()}{quote.upper()}"
+
+
+def base_of(market: str, quote: str = DEFAULT_QUOTE) -> str:
+    """The base currency of a market name (`BTCUSDT` -> `BTC`); a name without the quote is its own base."""
+    return market[: -len(quote)] if market.endswith(quote) else market
